@@ -1,0 +1,1 @@
+"""Converters of foreign checkpoints into lsms weights."""

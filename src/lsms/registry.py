@@ -1,0 +1,42 @@
+"""Model registry in the style of timm: ``@register_model`` on a factory, ``create_model(name, **overrides)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+_MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register ``factory(**overrides) -> nn.Module`` under ``name``."""
+
+    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODEL_FACTORIES:
+            raise ValueError(f"model name {name!r} is registered twice")
+        _MODEL_FACTORIES[name] = factory
+        return factory
+
+    return decorator
+
+
+def _import_model_modules() -> None:
+    # Importing the architecture files runs their @register_model decorators.
+    import lsms.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`, sorted."""
+    _import_model_modules()
+    return sorted(_MODEL_FACTORIES)
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a registered model; keyword overrides replace fields of its preset config."""
+    _import_model_modules()
+    if name not in _MODEL_FACTORIES:
+        raise KeyError(f"unknown model {name!r}; expected one of: {', '.join(sorted(_MODEL_FACTORIES))}")
+    model = _MODEL_FACTORIES[name](**overrides)
+    model.architecture = name  # recorded by save_pretrained so from_pretrained can rebuild it
+    return model

@@ -1,0 +1,181 @@
+"""LSMS model: shapes, text handling, ablation switches, gradients, determinism, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lsms
+from lsms.errors import CheckpointError
+from lsms.models import text_encoder as text_encoder_module
+from lsms.models.complexity import count_parameters
+from tests.conftest import write_tiny_bert
+
+
+@pytest.fixture(scope="module")
+def nano(tiny_bert_dir: Path) -> lsms.models.lsms.LSMS:
+    return lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir)).eval()
+
+
+@pytest.mark.parametrize("size", [(224, 224), (200, 224), (97, 131)])
+def test_logits_have_input_size_for_batches_with_different_sentence_lengths(nano, size):
+    sentences = ["left lung", "a round cyst in the VI segment of the liver with a clear boundary"]
+    tokens = nano.tokenize(sentences)
+    assert tokens["attention_mask"].sum(1).tolist()[0] < tokens["attention_mask"].sum(1).tolist()[1]
+    with torch.no_grad():
+        logits = nano(torch.rand(2, 1, *size), **tokens)
+    assert logits.shape == (2, 1, *size)
+    assert torch.isfinite(logits).all()
+
+
+def test_padding_does_not_change_logits(tiny_bert_dir):
+    model = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir), zero_init_branches=False).eval()
+    tokenizer = model.text_encoder.tokenizer
+    image = torch.rand(1, 1, 64, 64)
+    outputs = []
+    for length in (8, 32):
+        tokens = tokenizer(["left lung infection"], padding="max_length", max_length=length, return_tensors="pt")
+        with torch.no_grad():
+            outputs.append(model(image, tokens["input_ids"], tokens["attention_mask"]))
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=0)
+
+
+def test_different_sentences_give_different_outputs(tiny_bert_dir):
+    # zero-initialised branch ends make text irrelevant at step 0, so test a randomly initialised network
+    model = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir), zero_init_branches=False).eval()
+    image = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        first = model(image, **model.tokenize(["the larger lesion in segment VI"]))
+        second = model(image, **model.tokenize(["a small cyst in the left lobe"]))
+    assert (first - second).abs().max() > 1e-4
+
+
+def test_text_free_mode_builds_without_any_text_encoder(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a text-free model must not build a text encoder")
+
+    monkeypatch.setattr(text_encoder_module.TextEncoder, "__init__", refuse)
+    model = lsms.create_model("lsms-nano", use_text=False).eval()
+    assert not model.uses_text and model.text_encoder is None
+    assert not any("language_branch" in name for name, _ in model.named_parameters())
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 64, 96)).shape == (1, 1, 64, 96)
+
+
+def test_text_model_without_text_fails_clearly(nano):
+    with pytest.raises(ValueError, match="reads text"):
+        nano(torch.rand(1, 1, 64, 64))
+
+
+def test_too_small_input_fails_clearly(nano):
+    with pytest.raises(ValueError, match="at least 64x64"):
+        nano(torch.rand(1, 1, 32, 32), **nano.tokenize(["x"]))
+
+
+ABLATIONS = {
+    "paper": {},
+    "single-convunit-d5": {"kernel_sizes": (5,)},
+    "convunits-1-3": {"kernel_sizes": (7, 21)},
+    "no-pixelmap": {"pixel_map": False},
+    "no-fsd": {"use_fsd": False},
+    "s4-head-mlp": {"decoder_stages": (4,)},
+    "mlp-concat-mlp": {"decoder_design": "mlp-concat-mlp", "decoder_stages": (1, 2, 3, 4)},
+    "concat-head-mlp-s1234": {"decoder_stages": (1, 2, 3, 4)},
+    "mlp-concat-head-mlp": {"decoder_design": "mlp-concat-head-mlp", "decoder_stages": (1, 2, 3, 4)},
+    "stages-3-4": {"decoder_stages": (3, 4)},
+    "pre-norm": {"block_style": "pre-norm"},
+    "post-norm-default-init": {"zero_init_branches": False},
+    "text-free": {"use_text": False},
+    "trainable-text-encoder": {"freeze_text_encoder": False},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ABLATIONS))
+def test_every_trainable_parameter_receives_a_gradient(tiny_bert_dir, variant):
+    model = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir), **ABLATIONS[variant]).train()
+    image = torch.rand(2, 1, 64, 64)
+    text = model.tokenize(["left lung", "right lobe lesion"]) if model.uses_text else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    # Zero-initialised branch ends pass no gradient upstream at step 0: take one step first.
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(image, **text).sigmoid().mean().backward()
+        optimizer.step()
+    without = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert without == []
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert all(n.startswith("text_encoder.") for n in frozen)
+    assert bool(frozen) == (model.uses_text and ABLATIONS[variant].get("freeze_text_encoder", True))
+
+
+def test_eval_mode_is_deterministic(nano):
+    image, tokens = torch.rand(2, 1, 64, 80), nano.tokenize(["left lung", "right lung"])
+    with torch.no_grad():
+        torch.testing.assert_close(nano(image, **tokens), nano(image, **tokens), atol=0, rtol=0)
+
+
+def test_word_features_path_equals_token_path(nano):
+    image, tokens = torch.rand(2, 1, 64, 64), nano.tokenize(["left lung", "a cyst in segment II"])
+    with torch.no_grad():
+        features, mask = nano.encode_text(**tokens)
+        torch.testing.assert_close(nano(image, **tokens), nano(image, word_features=features, word_mask=mask))
+
+
+def test_return_features_gives_four_stages(nano):
+    with torch.no_grad():
+        _, features = nano(torch.rand(1, 1, 128, 128), **nano.tokenize(["x"]), return_features=True)
+    assert [f.shape[-1] for f in features] == [32, 16, 8, 4]
+
+
+def test_save_load_round_trip_gives_identical_logits(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt", preprocess={"image_size": [64, 64]})
+    loaded = lsms.from_pretrained(folder)
+    image, tokens = torch.rand(1, 1, 64, 64), nano.tokenize(["left lung"])
+    with torch.no_grad():
+        torch.testing.assert_close(nano(image, **tokens), loaded(image, **tokens), atol=0, rtol=0)
+    assert loaded.preprocess == {"image_size": [64, 64]}
+    assert loaded.config.embed_dims == nano.config.embed_dims
+
+
+def test_truncated_weights_fail_clearly(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        lsms.from_pretrained(folder)
+
+
+def test_mismatched_weights_fail_clearly(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    config_path = folder / "config.json"
+    metadata = json.loads(config_path.read_text())
+    metadata["config"]["embed_dims"] = [16, 32, 64, 128]
+    config_path.write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="do not match"):
+        lsms.from_pretrained(folder)
+
+
+def test_missing_checkpoint_folder_fails_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="not an lsms checkpoint"):
+        lsms.from_pretrained(tmp_path / "nowhere")
+
+
+def test_registry_lists_presets_and_rejects_unknown_names():
+    assert {"lsms", "lsms-table1", "lsms-nano"} <= set(lsms.list_models())
+    with pytest.raises(KeyError, match="unknown model"):
+        lsms.create_model("lsms-huge")
+
+
+def test_config_is_json_serialisable(nano):
+    restored = type(nano.config).from_dict(json.loads(json.dumps(nano.config.to_dict())))
+    assert restored == nano.config
+
+
+def test_default_preset_matches_the_papers_parameter_count(tmp_path):
+    # The paper's 8.78M excludes BERT-base but includes the 768 -> C_vi word projections of every block.
+    bert_base_width = write_tiny_bert(tmp_path / "bert768", hidden_size=768, intermediate_size=768)
+    params = count_parameters(lsms.create_model("lsms", text_encoder=str(bert_base_width)))
+    assert abs(params["visual"] / 8.78e6 - 1) < 0.10
