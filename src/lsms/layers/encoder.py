@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from monai.networks.layers import DropPath
 
 from lsms.layers.svla import SVLA
 
 BLOCK_STYLES = ("post-norm", "pre-norm")
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a sample's residual branch with probability ``rate`` in training.
+
+    Written here rather than taken from MONAI because importing MONAI costs seconds on every CLI call.
+    """
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - self.rate)
+        return x * keep / (1.0 - self.rate)
 
 
 class StemEmbedding(nn.Module):

@@ -1,0 +1,91 @@
+"""``ReferringDataset``: referring samples as (image, mask, text) tensors for training and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lsms.data.io import CTWindow, load_image, load_mask, parse_window
+from lsms.data.samples import TEXT_VARIANTS, ReferringSample, partial_text
+from lsms.data.transforms import AugmentConfig, augment, resize_image, resize_mask
+from lsms.errors import DataError
+
+
+def load_pair(sample: ReferringSample, window: CTWindow | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Image float32 (H, W) in [0, 1] and mask bool (H, W) of one sample; sizes must agree."""
+    image = load_image(sample.image, window=window, slice_index=sample.slice)
+    mask = load_mask(sample.mask, slice_index=sample.slice)
+    if image.shape != mask.shape:
+        raise DataError(
+            f"sample {sample.id}: mask {sample.mask.name} is {mask.shape[0]}x{mask.shape[1]} but image "
+            f"{sample.image.name} is {image.shape[0]}x{image.shape[1]}; expected the same size"
+        )
+    return image, mask
+
+
+class ReferringDataset(Dataset):
+    """Items: ``image`` FloatTensor (1, H, W) in [0, 1], ``mask`` FloatTensor (1, H, W) in {0, 1},
+    ``text`` str, ``id`` str, ``index`` int.
+
+    ``image_size`` (H, W) or an int; ``augment`` False, True (``AugmentConfig()``: intensity jitter,
+    no flip) or an ``AugmentConfig``; ``text_variant`` "full", "half" or "quarter" (see
+    ``partial_text``); ``window`` a CT window for DICOM/NIfTI/16-bit input; ``seed`` fixes the
+    augmentation of item i at epoch e (``set_epoch``), whatever the worker or order.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[ReferringSample],
+        image_size: int | tuple[int, int] = (224, 224),
+        augment: bool | AugmentConfig = False,
+        text_variant: str = "full",
+        window: str | CTWindow | tuple[float, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if text_variant not in TEXT_VARIANTS:
+            raise DataError(f"text variant {text_variant!r}: expected one of {', '.join(TEXT_VARIANTS)}")
+        self.samples = list(samples)
+        self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        self.augment = AugmentConfig() if augment is True else (augment or None)
+        self.text_variant = text_variant
+        self.window = parse_window(window)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different augmentations each epoch (call before iterating, like DistributedSampler)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        sample = self.samples[index]
+        image, mask = load_pair(sample, self.window)
+        text = partial_text(sample, self.text_variant)
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image, mask, text = augment(image, mask, text, self.augment, rng)
+        image = resize_image(image, self.image_size)
+        mask = resize_mask(mask, self.image_size)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
+            "mask": torch.from_numpy(mask.astype(np.float32))[None],
+            "text": text,
+            "id": sample.id,
+            "index": index,
+        }
+
+
+def collate_referring(batch: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Stack ``image``/``mask`` to (B, 1, H, W), ``index`` to LongTensor (B,); keep ``text``/``id`` lists."""
+    return {
+        "image": torch.stack([item["image"] for item in batch]),
+        "mask": torch.stack([item["mask"] for item in batch]),
+        "text": [item["text"] for item in batch],
+        "id": [item["id"] for item in batch],
+        "index": torch.tensor([item["index"] for item in batch], dtype=torch.long),
+    }

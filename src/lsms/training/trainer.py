@@ -1,0 +1,563 @@
+"""The training loop: AdamW + polynomial decay, Dice + BCE, AMP, accumulation, DDP, exact resume.
+
+Entry point :func:`train`. One optimiser step is ``optim.accumulation_steps`` micro-batches of
+``train.batch_size`` images per process. The learning rate follows the paper's per-iteration
+polynomial decay over the whole budget. Validation (rank 0) picks the best checkpoint by Dice.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from lsms.errors import ConfigError
+from lsms.losses import DiceBCELoss
+from lsms.training.checkpoint import (
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    replace_dir,
+    restore_rng_state,
+    save_checkpoint,
+)
+from lsms.training.config import Config, dump_config, load_config, replace_section
+from lsms.training.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+    shutdown_distributed,
+)
+from lsms.training.text_cache import TextFeatureCache
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "log.csv"
+BEST_DIR = "best"
+CHECKPOINT_DIR = "checkpoint"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _worker_init(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; derive NumPy's and Python's seeds from it.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@contextmanager
+def _preserved_rng() -> Iterator[None]:
+    """Run a block (validation) without moving any global generator, so training numbers do not depend
+    on when or whether it ran."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+class CsvLog:
+    """The run's log.csv: one row per logging step or validation; new columns rewrite the header."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if resume_step is not None and path.is_file():
+            with open(path, newline="", encoding="utf-8") as handle:
+                # Rows past the checkpoint will be logged again by the resumed run.
+                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= resume_step]
+        self.columns: list[str] = list(dict.fromkeys(key for row in self.rows for key in row))
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        new = [key for key in row if key not in self.columns]
+        if new:
+            self.columns += new
+            self._rewrite()
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.DictWriter(handle, fieldnames=self.columns).writerow(row)
+
+
+@dataclass
+class _Position:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0  # optimiser steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed (this rank)
+    best_dice: float = -math.inf
+    bad_evals: int = 0  # validations since the last improvement
+    last_val_step: int = -1
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``train.amp`` on ``device``; None disables mixed precision (always on CPU)."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def _set_text_trainable(model: nn.Module, trainable: bool) -> None:
+    encoder = model.text_encoder
+    if not trainable:
+        encoder.freeze()
+        return
+    encoder.frozen = False
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(True)
+
+
+def build_model(config: Config) -> nn.Module:
+    """``create_model(model.name, **model.overrides)``, with ``model.freeze_text`` applied."""
+    from lsms.registry import create_model
+
+    try:
+        model = create_model(config.model.name, **config.model.overrides)
+    except KeyError as error:
+        raise ConfigError(f"model.name: {error.args[0]}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.overrides for {config.model.name!r}: {error}") from None
+    if config.model.freeze_text is not None and getattr(model, "text_encoder", None) is not None:
+        _set_text_trainable(model, not config.model.freeze_text)
+    return model
+
+
+def _param_groups(model: nn.Module, config: Config) -> list[dict[str, Any]]:
+    """The visual network at ``optim.lr``; a trainable text encoder at ``optim.text_lr`` (default lr)."""
+    encoder = getattr(model, "text_encoder", None)
+    text_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    main = [p for p in model.parameters() if p.requires_grad and id(p) not in text_ids]
+    text = [p for p in model.parameters() if p.requires_grad and id(p) in text_ids]
+    groups = [{"params": main, "lr": config.optim.lr}]
+    if text:
+        groups.append(
+            {
+                "params": text,
+                "lr": config.optim.text_lr if config.optim.text_lr is not None else config.optim.lr,
+            }
+        )
+    return groups
+
+
+def _load_samples(path: str, split: str | None, limit: int | None, key: str) -> list:
+    from lsms.data.samples import load_samples
+
+    samples = load_samples(path, split=split)
+    if not samples:
+        raise ConfigError(f"{key}: no samples in {path} (split {split!r})")
+    return samples[:limit] if limit else samples
+
+
+def _make_run_dir(config: Config, info: DistInfo) -> Path:
+    if config.train.run_dir:
+        return Path(config.train.run_dir).resolve()
+    name = None
+    if info.is_main:
+        name = f"{config.model.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return (Path(config.train.output_dir) / broadcast_object(name)).resolve()
+
+
+def _absolute_paths(config: Config, run_dir: Path) -> Config:
+    """The config as written to the run folder: absolute data paths and the run folder itself."""
+    data = config.to_dict()
+    for key in ("train", "val"):
+        if data["data"][key]:
+            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
+    data["train"]["run_dir"] = str(run_dir)
+    return Config.from_dict(data, "resolved config")
+
+
+class Trainer:
+    """One training run (see :func:`train`). Built on every rank; rank 0 logs, validates and saves."""
+
+    def __init__(self, config: Config, resume: bool = False) -> None:
+        torch.set_num_threads(config.train.threads)
+        self.info = init_distributed(
+            "cuda" if config.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+        )
+        self.device = _resolve_device(config.train.device, self.info.local_rank)
+        self.run_dir = _make_run_dir(config, self.info)
+        self.config = config = _absolute_paths(config, self.run_dir)
+        self.resume = resume
+        self.amp_dtype = _amp_dtype(config.train.amp, self.device)
+        self.image_size = tuple(config.data.image_size)
+
+        seed_everything(config.train.seed)  # same model initialisation on every rank
+        self.model = build_model(config).to(self.device)
+        self.uses_text = bool(getattr(self.model, "uses_text", False))
+        encoder = getattr(self.model, "text_encoder", None)
+        self.cache = (
+            TextFeatureCache(self.model)
+            if self.uses_text and encoder is not None and encoder.frozen and config.train.cache_text
+            else None
+        )
+
+        from lsms.data.dataset import ReferringDataset, collate_referring
+
+        self.collate = collate_referring
+        train_samples = _load_samples(
+            config.data.train, config.data.train_split, config.data.max_train_samples, "data.train"
+        )
+        self.val_samples = None
+        if config.has_validation:
+            self.val_samples = _load_samples(
+                config.data.val or config.data.train,
+                config.data.val_split,
+                config.data.max_val_samples,
+                "data.val",
+            )
+        self.dataset = ReferringDataset(
+            train_samples,
+            image_size=self.image_size,
+            augment=config.data.augment,
+            text_variant=config.data.text_variant,
+            window=config.data.window,
+            seed=config.train.seed,
+        )
+        # One sampler for one or many processes: a seeded permutation per epoch, split over ranks.
+        self.sampler = DistributedSampler(
+            self.dataset,
+            num_replicas=self.info.world_size,
+            rank=self.info.rank,
+            shuffle=True,
+            seed=config.train.seed,
+            drop_last=False,
+        )
+        self.batches_per_epoch = math.ceil(len(self.sampler) / config.train.batch_size)
+        accumulation = config.optim.accumulation_steps
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / accumulation)
+        self.total_steps = config.train.max_steps or config.train.epochs * self.steps_per_epoch
+
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, config),
+            lr=config.optim.lr,
+            betas=tuple(config.optim.betas),
+            eps=config.optim.eps,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.PolynomialLR(
+            self.optimizer, total_iters=self.total_steps, power=config.optim.poly_power
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.loss_fn = DiceBCELoss(config.loss.dice_weight, config.loss.bce_weight)
+        self.position = _Position()
+        self._restore_or_start()
+        self.net: nn.Module = (
+            DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.info.enabled
+            else self.model
+        )
+
+    # ----------------------------------------------------------------- setup
+    def _restore_or_start(self) -> None:
+        checkpoint_dir = self.run_dir / CHECKPOINT_DIR
+        step_folder = latest_checkpoint(checkpoint_dir) if self.resume else None
+        if self.resume and step_folder is None:
+            raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}")
+        if not self.resume and (self.run_dir / CONFIG_FILE).exists():
+            raise ConfigError(
+                f"train.run_dir: {self.run_dir} already holds a run; use --resume or another folder"
+            )
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # stop_after_steps simulates one interruption; the run's saved config must not repeat it.
+            dump_config(
+                replace_section(self.config, "train", stop_after_steps=None), self.run_dir / CONFIG_FILE
+            )
+        if step_folder is None:
+            seed_everything(self.config.train.seed + self.info.rank)
+            resume_step = None
+        else:
+            state = load_checkpoint(step_folder, self.model, map_location=self.device)
+            if state["scheduler"]["total_iters"] != self.total_steps:
+                raise ConfigError(
+                    f"--resume: the run's budget was {state['scheduler']['total_iters']} steps, "
+                    f"the config now gives {self.total_steps}; the budget cannot change on resume"
+                )
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            if len(state["rng"]) != self.info.world_size:
+                raise ConfigError(
+                    f"--resume: {step_folder} was written by {len(state['rng'])} process(es), "
+                    f"this run has {self.info.world_size}"
+                )
+            restore_rng_state(state["rng"][self.info.rank])
+            self.position = _Position(**state["position"])
+            resume_step = self.position.step
+        self.log = CsvLog(self.run_dir / LOG_FILE, resume_step) if self.info.is_main else None
+        self.writer = None
+        if self.info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_step)
+
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        """This rank's batches of ``epoch`` from micro-batch ``start_batch`` on (a resumed epoch skips
+        the batches it already trained on without loading them)."""
+        self.sampler.set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        indices = list(self.sampler)[start_batch * self.config.train.batch_size :]
+        # An explicit generator keeps the loader from drawing its worker seed off the global generator.
+        generator = torch.Generator().manual_seed(
+            self.config.train.seed * 100_003 + epoch * 1_009 + self.info.rank
+        )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.config.train.batch_size,
+            sampler=indices,
+            num_workers=self.config.data.num_workers,
+            collate_fn=self.collate,
+            generator=generator,
+            worker_init_fn=_worker_init,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    # ----------------------------------------------------------------- one step
+    def _forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        image = batch["image"].to(self.device, non_blocking=True)
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else nullcontext()
+        )
+        with autocast:
+            if not self.uses_text:
+                logits = self.net(image)
+            elif self.cache is not None:
+                features, word_mask = self.cache.features(list(batch["text"]))
+                logits = self.net(image, word_features=features, word_mask=word_mask)
+            else:
+                tokens = self.model.tokenize(list(batch["text"]))
+                logits = self.net(
+                    image, tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+                )
+        return self.loss_fn(logits, mask)
+
+    def _optimizer_step(self) -> None:
+        if self.config.optim.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    # ----------------------------------------------------------------- validation, saving
+    def _validate(self) -> float:
+        """Dice on the validation samples (rank 0), broadcast to every rank."""
+        dice = None
+        if self.info.is_main:
+            from lsms.evaluation.evaluate import evaluate
+
+            with _preserved_rng():
+                result = evaluate(
+                    self.model,
+                    self.val_samples,
+                    image_size=self.image_size,
+                    text_variant=self.config.data.text_variant,
+                    batch_size=self.config.train.val_batch_size,
+                    threshold=self.config.train.threshold,
+                    seed=self.config.train.seed,
+                    progress=False,
+                    window=self.config.data.window,
+                )
+            dice = float(result.means["dice"])
+            scalars = {
+                f"val_{key}": float(value)
+                for key, value in result.means.items()
+                if isinstance(value, (int, float)) and key != "n"
+            }
+            self.log.append({"step": self.position.step, "epoch": self.position.epoch, **scalars})
+            for key, value in scalars.items():
+                self.writer.add_scalar(f"val/{key[4:]}", value, self.position.step)
+        return float(broadcast_object(dice))
+
+    def _save_best(self) -> None:
+        preprocess = {"image_size": list(self.image_size), "window": self.config.data.window}
+        replace_dir(
+            self.run_dir / BEST_DIR, lambda folder: self.model.save_pretrained(folder, preprocess=preprocess)
+        )
+
+    def _checkpoint(self) -> None:
+        rng_states = gather_objects(capture_rng_state())
+        if self.info.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_states,
+                "position": vars(self.position).copy(),
+            }
+            save_checkpoint(self.run_dir / CHECKPOINT_DIR, self.position.step, self.model, state)
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> Path:
+        """Train to the budget (or early stop / ``stop_after_steps``); return the run folder."""
+        config, pos = self.config, self.position
+        accumulation = config.optim.accumulation_steps
+        self.model.train()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=pos.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (config.train.progress and self.info.is_main),
+        )
+        window_loss, window_batches, window_images, window_start = 0.0, 0, 0, time.perf_counter()
+        stop = pos.step >= self.total_steps
+        while not stop:
+            for batch in self._loader(pos.epoch, pos.batch_in_epoch):
+                group_start = pos.batch_in_epoch - pos.batch_in_epoch % accumulation
+                group_size = min(accumulation, self.batches_per_epoch - group_start)
+                pos.batch_in_epoch += 1
+                last_in_group = pos.batch_in_epoch - group_start == group_size
+                sync = nullcontext() if last_in_group or not self.info.enabled else self.net.no_sync()
+                with sync:
+                    loss = self._forward(batch)
+                    self.scaler.scale(loss / group_size).backward()
+                window_loss += float(loss.detach())
+                window_batches += 1
+                window_images += len(batch["text"])
+                if not last_in_group:
+                    continue
+                self._optimizer_step()
+                pos.step += 1
+                epoch_done = pos.batch_in_epoch == self.batches_per_epoch
+                if epoch_done:
+                    pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
+                bar.update(1)
+                if pos.step % config.train.log_every == 0 or pos.step == self.total_steps:
+                    window_loss, window_batches, window_images, window_start = self._log_train(
+                        window_loss, window_batches, window_images, window_start, bar
+                    )
+                stop = self._after_step(epoch_done)
+                if stop:
+                    break
+        bar.close()
+        self._finish()
+        return self.run_dir
+
+    def _log_train(
+        self, loss_sum: float, batches: int, images: int, start: float, bar: tqdm
+    ) -> tuple[float, int, int, float]:
+        loss_sum, batches, images = all_reduce_sum([loss_sum, batches, images], self.device)
+        speed = images / max(time.perf_counter() - start, 1e-9)
+        loss = loss_sum / max(batches, 1)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.info.is_main:
+            self.log.append(
+                {
+                    "step": self.position.step,
+                    "epoch": self.position.epoch,
+                    "loss": loss,
+                    "lr": lr,
+                    "images_per_s": speed,
+                }
+            )
+            self.writer.add_scalar("train/loss", loss, self.position.step)
+            self.writer.add_scalar("train/lr", lr, self.position.step)
+            self.writer.add_scalar("train/images_per_s", speed, self.position.step)
+            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{speed:.1f}")
+        return 0.0, 0, 0, time.perf_counter()
+
+    def _after_step(self, epoch_done: bool) -> bool:
+        """Validation, best model, checkpoints and stopping after optimiser step ``position.step``."""
+        config, pos = self.config.train, self.position
+        finished = pos.step >= self.total_steps
+        interrupted = config.stop_after_steps is not None and pos.step >= config.stop_after_steps
+        stop = finished or interrupted
+        due = (config.val_every is not None and pos.step % config.val_every == 0) or (
+            config.val_every is None and epoch_done
+        )
+        if self.val_samples is not None and (due or finished):
+            dice = self._validate()
+            pos.last_val_step = pos.step
+            if dice > pos.best_dice:
+                pos.best_dice, pos.bad_evals = dice, 0
+                if self.info.is_main:
+                    self._save_best()
+            else:
+                pos.bad_evals += 1
+                if config.patience is not None and pos.bad_evals >= config.patience:
+                    stop = True
+        if stop or due or epoch_done or (config.checkpoint_every and pos.step % config.checkpoint_every == 0):
+            self._checkpoint()
+        return stop
+
+    def _finish(self) -> None:
+        if self.info.is_main:
+            if self.val_samples is None:
+                self._save_best()  # no validation: the final weights stand in for the best ones
+            self.writer.close()
+            try:
+                from lsms.viz.plots import plot_loss_curve
+
+                plot_loss_curve(self.run_dir / LOG_FILE, self.run_dir / "loss.png")
+            except Exception as error:  # a plot must never fail a finished run
+                print(f"lsms train: loss plot skipped ({error})")
+        if self.info.enabled:
+            shutdown_distributed()
+
+
+def train(config: Config | str | Path, *, resume: bool = False, overrides: list[str] | None = None) -> Path:
+    """Train a model and return the run folder.
+
+    Args:
+        config: a :class:`Config` or a YAML path (``overrides`` are dotted ``key=value`` strings).
+        resume: continue the run in ``train.run_dir`` from its latest checkpoint.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    elif overrides:
+        raise ConfigError("overrides apply to a YAML config path, not to a Config object")
+    if resume and not config.train.run_dir:
+        raise ConfigError("--resume: set train.run_dir (or pass the run folder) to say which run to continue")
+    return Trainer(config, resume=resume).fit()

@@ -1,0 +1,1 @@
+"""Visualisation: mask overlays (``lsms.viz.overlay``) and plots; matplotlib is imported lazily."""

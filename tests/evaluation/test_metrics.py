@@ -1,0 +1,99 @@
+"""Metric values on hand-made masks: Dice/IoU, empty-mask rules, oIoU versus mIoU, precision@K."""
+
+import numpy as np
+import pytest
+import torch
+
+from lsms.evaluation.metrics import MetricAccumulator, dice_iou
+
+
+def _mask(shape, *boxes):
+    """Bool mask with the given (row0, row1, col0, col1) boxes set."""
+    mask = np.zeros(shape, dtype=bool)
+    for r0, r1, c0, c1 in boxes:
+        mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def test_dice_iou_known_values():
+    target = _mask((10, 10), (0, 4, 0, 4))  # 16 pixels
+    pred = _mask((10, 10), (0, 4, 2, 6))  # 16 pixels, 8 shared
+    dice, iou = dice_iou(pred, target)
+    assert dice == pytest.approx(2 * 8 / 32)
+    assert iou == pytest.approx(8 / 24)
+
+
+def test_dice_iou_accepts_torch_and_01_integers():
+    target = _mask((6, 6), (0, 3, 0, 3))
+    pred = _mask((6, 6), (0, 3, 0, 2))
+    expected = (2 * 6 / 15, 6 / 9)
+    assert dice_iou(torch.from_numpy(pred), torch.from_numpy(target)) == pytest.approx(expected)
+    assert dice_iou(pred.astype(np.uint8), target.astype(np.float32)) == pytest.approx(expected)
+
+
+def test_dice_iou_refuses_probabilities_and_shape_mismatch():
+    with pytest.raises(ValueError, match="binary"):
+        dice_iou(np.full((4, 4), 0.7), np.zeros((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="one shape"):
+        dice_iou(np.zeros((4, 4), dtype=bool), np.zeros((4, 5), dtype=bool))
+
+
+def test_empty_mask_rules():
+    empty = np.zeros((8, 8), dtype=bool)
+    some = _mask((8, 8), (2, 4, 2, 4))
+    assert dice_iou(empty, empty) == (1.0, 1.0)
+    assert dice_iou(some, empty) == (0.0, 0.0)  # something predicted where nothing is
+    assert dice_iou(empty, some) == (0.0, 0.0)  # missed object
+
+
+def test_accumulator_oiou_differs_from_miou():
+    acc = MetricAccumulator()
+    # Large object, well found: I=90, U=100 -> IoU 0.9.
+    big_target = _mask((20, 20), (0, 10, 0, 10))
+    big_pred = _mask((20, 20), (0, 9, 0, 10))
+    # Small object, half found: I=2, U=4 -> IoU 0.5.
+    small_target = _mask((20, 20), (0, 1, 0, 4))
+    small_pred = _mask((20, 20), (0, 1, 0, 2))
+    acc.update(big_pred, big_target, "big")
+    acc.update(small_pred, small_target, "small")
+    summary = acc.summary()
+    assert summary["miou"] == pytest.approx((0.9 + 0.5) / 2)
+    assert summary["oiou"] == pytest.approx((90 + 2) / (100 + 4))
+    assert summary["oiou"] != pytest.approx(summary["miou"])
+    assert summary["dice"] == pytest.approx((2 * 90 / 190 + 2 * 2 / 6) / 2)
+    assert summary["n"] == 2 and summary["n_empty_target"] == 0
+
+
+def test_precision_at_k_counts_iou_at_least_k():
+    acc = MetricAccumulator()
+    target = _mask((10, 10), (0, 10, 0, 10))  # 100 pixels
+    for i, rows in enumerate([5, 6, 7, 8, 9, 10]):  # IoU exactly 0.5, 0.6, ..., 1.0
+        acc.update(_mask((10, 10), (0, rows, 0, 10)), target, f"s{i}")
+    summary = acc.summary()
+    assert [summary[f"precision@{k}"] for k in ("0.5", "0.6", "0.7", "0.8", "0.9")] == pytest.approx(
+        [6 / 6, 5 / 6, 4 / 6, 3 / 6, 2 / 6]
+    )
+
+
+def test_accumulator_counts_empty_targets():
+    acc = MetricAccumulator()
+    empty = np.zeros((5, 5), dtype=bool)
+    some = _mask((5, 5), (0, 2, 0, 2))
+    acc.update(empty, empty, "both-empty")
+    acc.update(some, empty, "false-positive")
+    acc.update(some, some, "perfect")
+    summary = acc.summary()
+    assert summary["n"] == 3
+    assert summary["n_empty_target"] == 2
+    assert summary["n_empty_target_with_pred"] == 1
+    assert summary["dice"] == pytest.approx(2 / 3)
+    assert summary["oiou"] == pytest.approx(4 / 8)
+    assert [row["id"] for row in acc.rows] == ["both-empty", "false-positive", "perfect"]
+
+
+def test_all_empty_gives_oiou_one_and_empty_summary_raises():
+    acc = MetricAccumulator()
+    with pytest.raises(ValueError, match="no images"):
+        acc.summary()
+    acc.update(np.zeros((3, 3), dtype=bool), np.zeros((3, 3), dtype=bool), "a")
+    assert acc.summary()["oiou"] == 1.0

@@ -1,0 +1,82 @@
+"""Checkpoints: atomic writes, the ``latest`` pointer, RNG round trip, weights_only loading, clear errors."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from lsms.errors import CheckpointError
+from lsms.training.checkpoint import (
+    atomic_write,
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def failing(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, failing)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary left behind
+
+
+def test_rng_state_round_trip() -> None:
+    state = capture_rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    random.random(), np.random.rand(), torch.rand(1)  # move on
+    restore_rng_state(state)
+    assert (random.random(), np.random.rand()) == expected[:2]
+    assert torch.equal(torch.rand(3), expected[2])
+
+
+def test_save_and_load_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    state = {"optimizer": optimizer.state_dict(), "rng": [capture_rng_state()], "position": {"step": 5}}
+    save_checkpoint(tmp_path, 5, model, state)
+    save_checkpoint(tmp_path, 7, model, state)
+    folder = latest_checkpoint(tmp_path)
+    assert folder is not None and folder.name == "step-000007"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-000007"]  # older step removed
+
+    fresh = nn.Linear(3, 2)
+    loaded = load_checkpoint(folder, fresh)  # torch.load(weights_only=True) inside
+    assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+    assert loaded["step"] == 7 and loaded["position"] == {"step": 5}
+    restored = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    restored.load_state_dict(loaded["optimizer"])
+    assert torch.equal(
+        restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
+
+
+def test_missing_or_broken_checkpoints(tmp_path: Path) -> None:
+    assert latest_checkpoint(tmp_path) is None
+    model = nn.Linear(3, 2)
+    folder = save_checkpoint(tmp_path, 1, model, {})
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(folder, nn.Linear(4, 2))  # shapes do not match
+    (folder / "state.pt").write_bytes(b"not a pickle")
+    with pytest.raises(CheckpointError, match="state.pt"):
+        load_checkpoint(folder, model)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="lacks"):
+        latest_checkpoint(tmp_path)

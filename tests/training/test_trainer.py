@@ -1,0 +1,179 @@
+"""End-to-end training on a tiny set with lsms-nano at 64 px: run folder, exact resume, accumulation,
+early stopping, text-free models."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+import yaml
+from safetensors.torch import load_file, save_file
+
+import lsms
+from lsms.errors import ConfigError
+from lsms.registry import list_models, register_model
+from lsms.training import Config, train
+from lsms.training.trainer import Trainer
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def run(tiny_manifest: Path, tiny_config) -> Callable[..., Path]:
+    """``run(run_dir, resume=False, **sections)``: train on the tiny set, return the run folder."""
+
+    def _run(run_dir: Path, resume: bool = False, **sections: dict) -> Path:
+        return train(Config.from_dict(tiny_config(tiny_manifest, run_dir, **sections)), resume=resume)
+
+    return _run
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    step_folder = run_dir / "checkpoint" / (run_dir / "checkpoint" / "latest").read_text().strip()
+    return load_file(step_folder / "model.safetensors")
+
+
+def _log(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
+    run_dir = run(tmp_path / "run", train={"max_steps": 4, "val_every": 2})
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["data"]["train"] == str(tiny_manifest) and saved["train"]["run_dir"] == str(run_dir)
+    rows = _log(run_dir)
+    train_rows = [row for row in rows if row["loss"]]
+    val_rows = [row for row in rows if row["val_dice"]]
+    assert [int(row["step"]) for row in train_rows] == [1, 2, 3, 4]
+    assert [int(row["step"]) for row in val_rows] == [2, 4]
+    assert all(float(row["images_per_s"]) > 0 for row in train_rows)
+    # polynomial decay per iteration: lr_k = lr * (1 - k / 4) ** 0.9 after k steps
+    assert [float(row["lr"]) for row in train_rows] == pytest.approx(
+        [1e-3 * (1 - k / 4) ** 0.9 for k in range(1, 5)]
+    )
+    assert any((run_dir / "tensorboard").iterdir())
+    metadata = json.loads((run_dir / "best" / "config.json").read_text())
+    assert metadata["architecture"] == "lsms-nano"
+    assert metadata["preprocess"] == {"image_size": [64, 64], "window": None}
+    best = lsms.from_pretrained(run_dir / "best")
+    same_as_last = all(torch.equal(best.state_dict()[key], value) for key, value in _weights(run_dir).items())
+    dice = [float(row["val_dice"]) for row in val_rows]
+    assert same_as_last == (dice[1] > dice[0])  # best/ holds the step with the higher validation Dice
+    assert (run_dir / "loss.png").is_file()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(run_dir)
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(run, tmp_path: Path) -> None:
+    # 8 samples, batch 2: 4 steps per epoch; stopping after step 2 interrupts the first epoch halfway.
+    # Augmentation is on, so the resumed epoch must also replay the per-item random draws.
+    sections = {"train": {"max_steps": 6, "val_every": 3}, "data": {"augment": True}}
+    full = run(tmp_path / "full", **sections)
+    part = run(
+        tmp_path / "part",
+        train={"max_steps": 6, "val_every": 3, "stop_after_steps": 2},
+        data={"augment": True},
+    )
+    assert (part / "checkpoint" / "latest").read_text().strip() == "step-000002"
+    resumed = run(part, resume=True, **sections)
+    expected, got = _weights(full), _weights(resumed)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    assert [row["loss"] for row in _log(full)] == [row["loss"] for row in _log(resumed)]
+    assert [row["val_dice"] for row in _log(full)] == [row["val_dice"] for row in _log(resumed)]
+
+
+def test_resume_checks(run, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run(tmp_path / "nothing", resume=True)
+    part = run(tmp_path / "part", train={"max_steps": 4, "stop_after_steps": 1})
+    with pytest.raises(ConfigError, match="budget"):
+        run(part, resume=True, train={"max_steps": 5})
+
+
+class _PixelNet(nn.Module):
+    """A text-free two-layer conv net without batch statistics, so micro-batches add up exactly."""
+
+    uses_text = False
+    text_encoder = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B,1,H,W) -> logits (B,1,H,W)."""
+        return self.net(image)
+
+    def save_pretrained(self, folder: Path, preprocess: dict | None = None) -> None:
+        Path(folder).mkdir(parents=True)
+        save_file(self.state_dict(), str(Path(folder) / "model.safetensors"))
+
+
+if "test-pixelnet" not in list_models():
+    register_model("test-pixelnet")(lambda: _PixelNet())
+
+
+def test_gradient_accumulation_matches_a_larger_batch(run, tmp_path: Path) -> None:
+    # LSMS has batch norm, whose statistics depend on the micro-batch: use a net without it.
+    common = {"max_steps": 2, "val_every": None, "seed": 3}
+    model = {"name": "test-pixelnet", "overrides": {}}
+    big = run(tmp_path / "big", train={**common, "batch_size": 4}, data={"val_split": None}, model=model)
+    accumulated = run(
+        tmp_path / "acc",
+        train={**common, "batch_size": 2},
+        optim={"accumulation_steps": 2},
+        data={"val_split": None},
+        model=model,
+    )
+    expected, got = _weights(big), _weights(accumulated)
+    assert all(torch.allclose(expected[key], got[key], atol=1e-5) for key in expected)
+    changed = _weights(
+        run(tmp_path / "b2", train={**common, "batch_size": 2}, data={"val_split": None}, model=model)
+    )
+    assert not all(torch.allclose(expected[key], changed[key], atol=1e-5) for key in expected)
+
+
+def test_early_stopping_counts_validations(run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(Trainer, "_validate", lambda self: 0.5)  # never improves after the first
+    run_dir = run(tmp_path / "run", train={"max_steps": 20, "val_every": 1, "patience": 2})
+    assert (run_dir / "checkpoint" / "latest").read_text().strip() == "step-000003"
+
+
+def test_text_free_model_and_trainable_text_encoder(tiny_manifest: Path, tiny_config, tmp_path: Path) -> None:
+    text_free = Trainer(
+        Config.from_dict(
+            tiny_config(
+                tiny_manifest, tmp_path / "a", model={"name": "lsms-nano", "overrides": {"use_text": False}}
+            )
+        )
+    )
+    assert not text_free.uses_text and text_free.cache is None
+    assert text_free.fit() == tmp_path / "a"
+    tuned = Trainer(
+        Config.from_dict(
+            tiny_config(
+                tiny_manifest,
+                tmp_path / "b",
+                model={"freeze_text": False},
+                optim={"text_lr": 1e-5},
+                train={"max_steps": 1},
+            )
+        )
+    )
+    assert tuned.cache is None
+    assert [group["initial_lr"] for group in tuned.optimizer.param_groups] == [1e-3, 1e-5]
+    before = next(tuned.model.text_encoder.parameters()).detach().clone()
+    tuned.fit()
+    assert not torch.equal(before, next(tuned.model.text_encoder.parameters()))
