@@ -21,20 +21,26 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     return decorator
 
 
-def _import_model_modules() -> None:
-    # Importing the architecture files runs their @register_model decorators.
+def _import_model_modules(include_baselines: bool) -> None:
+    # Importing the architecture files runs their @register_model decorators. The baselines import
+    # MONAI, which costs seconds, so they are imported only when a name is not an LSMS preset.
     import lsms.models  # noqa: F401
+
+    if include_baselines:
+        import lsms.models.baselines  # noqa: F401
 
 
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`, sorted."""
-    _import_model_modules()
+    _import_model_modules(include_baselines=True)
     return sorted(_MODEL_FACTORIES)
 
 
 def create_model(name: str, **overrides) -> nn.Module:
     """Build a registered model; keyword overrides replace fields of its preset config."""
-    _import_model_modules()
+    _import_model_modules(include_baselines=False)
+    if name not in _MODEL_FACTORIES:
+        _import_model_modules(include_baselines=True)
     if name not in _MODEL_FACTORIES:
         raise KeyError(f"unknown model {name!r}; expected one of: {', '.join(sorted(_MODEL_FACTORIES))}")
     model = _MODEL_FACTORIES[name](**overrides)

@@ -7,8 +7,6 @@ Element-wise operations, normalisation and interpolation are not counted.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -36,24 +34,28 @@ def count_macs(model: nn.Module, size: tuple[int, int], sentence: str = REFERENC
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(image, **text_inputs)
     root = type(model).__name__
-    by_module: dict[str, int] = defaultdict(int)
-    for name, counts in counter.get_flop_counts().items():
-        parts = name.split(".")
-        if parts[0] != root or len(parts) < 2:
-            continue
-        macs = sum(counts.values()) // 2
-        # direct children, items of module lists (downsamples.0), and blocks of nested lists summed per
-        # list item (stages.0 = its blocks): a ModuleList itself is never called, so it has no entry.
-        if len(parts) == 2 or (len(parts) == 3 and parts[2].isdigit()):
-            by_module[".".join(parts[1:])] += macs
-        elif len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
-            by_module[".".join(parts[1:3])] += macs
-    # ModuleLists are never called: their totals are the sums of their items
-    for key in [k for k in by_module if "." in k]:
-        container = key.split(".")[0]
-        by_module[container + ".*"] += by_module[key]
+    called = {
+        name.removeprefix(root + "."): sum(counts.values()) // 2
+        for name, counts in counter.get_flop_counts().items()
+        if name.startswith(root + ".")
+    }
+
+    def macs_of(path: str, module: nn.Module) -> int:
+        # A ModuleList is never called: its cost is that of its items.
+        if isinstance(module, nn.ModuleList):
+            return sum(macs_of(f"{path}.{i}", item) for i, item in enumerate(module))
+        return called.get(path, 0)
+
+    by_module: dict[str, int] = {}
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList):
+            by_module[f"{name}.*"] = macs_of(name, child)
+            for index, item in enumerate(child):
+                by_module[f"{name}.{index}"] = macs_of(f"{name}.{index}", item)
+        else:
+            by_module[name] = macs_of(name, child)
     total = counter.get_total_flops() // 2
-    return {"total": total, "text_encoder": by_module.get("text_encoder", 0), "by_module": dict(by_module)}
+    return {"total": total, "text_encoder": by_module.get("text_encoder", 0), "by_module": by_module}
 
 
 def module_parameters(model: nn.Module) -> dict[str, int]:

@@ -58,7 +58,7 @@ class LSMSConfig:
     num_classes: int = 1
     use_text: bool = True
     text_encoder: str = DEFAULT_TEXT_ENCODER
-    max_length: int = 32
+    max_length: int = 64
     freeze_text_encoder: bool = True
     extra: dict = field(default_factory=dict)
 

@@ -55,6 +55,31 @@ class TextConditionedModel(nn.Module):
 
         return save_pretrained(self, folder, preprocess)
 
+    def segment(
+        self,
+        image,
+        text: str = "",
+        *,
+        threshold: float = 0.5,
+        window=None,
+        image_size=None,
+        slice_index: int | None = None,
+        return_probabilities: bool = False,
+    ):
+        """Segment what ``text`` refers to in one image; see :class:`lsms.inference.predictor.Predictor`.
+
+        image: a file (PNG/JPG/TIFF/DICOM/NIfTI slice) or an array (H, W) in [0, 1] (uint8/uint16 are
+        scaled; HU need ``window``). Preprocessing defaults to ``self.preprocess`` (set by
+        ``lsms.from_pretrained``). Returns a numpy bool mask (H, W) at the input's size, or
+        ``(mask, probabilities)`` (float32 (H, W)) with ``return_probabilities``. Text-free models
+        ignore ``text``.
+        """
+        from lsms.inference.predictor import Predictor
+
+        predictor = Predictor(self, image_size=image_size, window=window, threshold=threshold)
+        prediction = predictor.predict_2d(image, text, slice_index=slice_index)
+        return (prediction.mask, prediction.probabilities) if return_probabilities else prediction.mask
+
     @property
     def uses_text(self) -> bool:
         return self.text_encoder is not None

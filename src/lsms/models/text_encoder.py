@@ -48,7 +48,7 @@ class TextEncoder(nn.Module):
     def __init__(
         self,
         name_or_path: str = DEFAULT_TEXT_ENCODER,
-        max_length: int = 32,
+        max_length: int = 64,
         freeze: bool = True,
     ) -> None:
         super().__init__()

@@ -1,0 +1,20 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the checks.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+
+.PHONY: setup browser demo test lint
+
+setup:
+	$(PIP) install -e ".[dev]"
+
+browser:
+	bash .ci/install_browser.sh
+
+demo: setup
+	lsms demo --out runs/demo --overwrite
+
+lint:
+	$(PYTHON) -m ruff check src tests benchmarks
+
+test: setup browser lint
+	$(PYTHON) -m pytest

@@ -1,0 +1,105 @@
+"""ONNX export of a model (text encoder included) with dynamic batch, image size and sentence length.
+
+Graph inputs: ``image`` float32 (B, in_chans, H, W) in [0, 1]; for text models also ``input_ids`` and
+``attention_mask`` int64 (B, T) from ``model.tokenize``. Output: ``logits`` float32 (B, 1, H, W).
+The legacy TorchScript exporter (``dynamo=False``) traces the eval-mode model: the NMF decoder uses
+its fixed bases and a fixed number of steps (unrolled), and every resize reads its size from the
+input, so one graph serves any batch and image size the model accepts (LSMS: sides >= 64).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from lsms.errors import ConfigError
+
+MIN_OPSET = 17
+EXAMPLE_SENTENCE = "a lesion in the lower left lung"
+
+
+class _ExportWrapper(nn.Module):
+    """Positional (image, input_ids, attention_mask) -> logits, the signature the exporter traces."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.model(image, input_ids, attention_mask)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    opset: int = MIN_OPSET,
+    example_size: tuple[int, int] | None = None,
+) -> Path:
+    """Write ``model`` as an ONNX file at ``path`` and return it; the file is checked with ``onnx.checker``.
+
+    example_size: (H, W) of the traced example (default: the model's preprocess image size or
+    224x224); the exported graph accepts other sizes and batch sizes.
+    """
+    import onnx
+
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset}: expected {MIN_OPSET} or newer")
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise ConfigError(f"{path}: expected an output path ending in .onnx")
+    size = example_size or tuple((getattr(model, "preprocess", None) or {}).get("image_size") or (224, 224))
+    in_chans = int(getattr(getattr(model, "config", None), "in_chans", 1))
+    image = torch.rand(2, in_chans, int(size[0]), int(size[1]), generator=torch.Generator().manual_seed(0))
+    dynamic_axes = {
+        "image": {0: "batch", 2: "height", 3: "width"},
+        "logits": {0: "batch", 2: "height", 3: "width"},
+    }
+    names = ["image"]
+    args: tuple[torch.Tensor, ...] = (image,)
+    if getattr(model, "uses_text", False):
+        tokens = model.tokenize([EXAMPLE_SENTENCE, "nodule"])
+        args = (image, tokens["input_ids"], tokens["attention_mask"])
+        names += ["input_ids", "attention_mask"]
+        dynamic_axes.update({name: {0: "batch", 1: "tokens"} for name in names[1:]})
+    wrapper = _ExportWrapper(model)
+    was_training = model.training
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # Shape checks in Python become constants in the trace; they only guard eager calls.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            # InstanceNorm2d without running statistics normalises by the input's own statistics in eval
+            # too, which is what "train=True" exports; the text encoder's index ops use non-negative
+            # indices. Both are checked by the parity tests (tests/inference/test_export.py).
+            warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
+            warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
+            torch.onnx.export(
+                wrapper,
+                args,
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+            )
+        onnx.checker.check_model(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        model.train(was_training)
+    return path

@@ -1,0 +1,107 @@
+"""ONNX export: parity with PyTorch at two image sizes and batch 2, text-free graphs, the onnx backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from inference_helpers import run_cli
+from PIL import Image
+
+import lsms
+from lsms.errors import ConfigError
+from lsms.inference.export import export_onnx
+from lsms.inference.predictor import Predictor
+
+SENTENCES = ["a lesion in the lower left lung", "two small nodules, upper right"]
+
+
+@pytest.fixture(scope="module")
+def onnx_file(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert run_cli(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    return out
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("size", [(96, 128), (64, 80)])
+def test_onnx_matches_pytorch(checkpoint: Path, onnx_file: Path, size: tuple[int, int]) -> None:
+    model = lsms.from_pretrained(checkpoint)
+    graph = onnx.load(str(onnx_file))
+    assert graph.opset_import[0].version >= 17
+    assert [i.name for i in graph.graph.input] == ["image", "input_ids", "attention_mask"]
+    image = torch.rand(2, 1, *size, generator=torch.Generator().manual_seed(1))
+    tokens = model.tokenize(SENTENCES)  # different lengths: padding and the -inf mask are exercised
+    assert (tokens["attention_mask"] == 0).any()
+    with torch.no_grad():
+        expected = model(image, **tokens).numpy()
+    feeds = {"image": image.numpy(), **{k: v.numpy() for k, v in tokens.items()}}
+    logits = _session(onnx_file).run(["logits"], feeds)[0]
+    assert logits.shape == (2, 1, *size)
+    assert np.abs(logits - expected).max() <= 1e-4
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the two rows really differ
+
+
+def test_text_free_export_takes_the_image_only(text_free_checkpoint: Path, tmp_path: Path) -> None:
+    model = lsms.from_pretrained(text_free_checkpoint)
+    path = export_onnx(model, tmp_path / "free.onnx", example_size=(64, 64))
+    session = _session(path)
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    image = torch.rand(2, 1, 72, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model(image).numpy()
+    assert np.abs(session.run(["logits"], {"image": image.numpy()})[0] - expected).max() <= 1e-4
+    with pytest.raises(ConfigError, match="opset"):
+        export_onnx(model, tmp_path / "old.onnx", opset=13)
+
+
+def test_predict_with_onnx_backend_matches_pytorch(
+    checkpoint: Path, onnx_file: Path, png_image: Path, nifti_volume: Path, tmp_path: Path
+) -> None:
+    onnx_predictor = Predictor.from_checkpoint(checkpoint, onnx=onnx_file, threads=1, batch_size=2)
+    torch_predictor = Predictor.from_checkpoint(checkpoint, batch_size=2)
+    np.testing.assert_allclose(
+        onnx_predictor.predict_2d(png_image, SENTENCES[0]).probabilities,
+        torch_predictor.predict_2d(png_image, SENTENCES[0]).probabilities,
+        atol=1e-5,
+    )
+    volume_onnx = onnx_predictor.predict_volume(nifti_volume, SENTENCES[1], slices="0:3", progress=False)
+    volume_torch = torch_predictor.predict_volume(nifti_volume, SENTENCES[1], slices="0:3", progress=False)
+    np.testing.assert_allclose(volume_onnx.probabilities, volume_torch.probabilities, atol=1e-5)
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--image",
+                str(png_image),
+                "--text",
+                SENTENCES[0],
+                "--out",
+                str(out),
+                "--backend",
+                "onnx",
+                "--onnx",
+                str(onnx_file),
+            ]
+        )
+        == 0
+    )
+    mask = np.asarray(Image.open(out / "scan_mask.png")) == 255
+    np.testing.assert_array_equal(mask, torch_predictor.predict_2d(png_image, SENTENCES[0]).mask)
+
+
+def test_export_refuses_existing_file(checkpoint: Path, onnx_file: Path, capsys) -> None:
+    assert run_cli(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_file)]) == 2
+    assert "already exists" in capsys.readouterr().err
