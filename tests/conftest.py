@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT folder (fast, exercises "any local BERT folder") and seeding."""
+"""Shared fixtures: a tiny random BERT folder (fast, exercises "any local BERT folder"), seeding, one thread."""
 
 from __future__ import annotations
 
@@ -37,5 +37,10 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_one_thread():
+    """Seeded, single-threaded tests: the machine's few cores are shared and extra threads stall."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

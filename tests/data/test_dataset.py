@@ -72,3 +72,24 @@ def test_volume_rows_use_their_slice(tmp_path: Path) -> None:
     )
     assert dataset[0]["mask"].sum() == 0 and dataset[0]["image"].max() == 0.5
     assert dataset[1]["mask"].sum() == 4 and dataset[1]["image"].min() == 1.0
+
+
+def test_mixed_text_variant_draws_all_expressions_reproducibly(qata_like: Path) -> None:
+    samples = load_samples(qata_like, split="train")
+    expressions = {
+        variant: [ReferringDataset(samples, 32, text_variant=variant)[i]["text"] for i in range(len(samples))]
+        for variant in ("full", "half", "quarter")
+    }
+    mixed = ReferringDataset(samples, 32, text_variant="mixed", seed=3)
+    drawn = []
+    for epoch in range(6):
+        mixed.set_epoch(epoch)
+        texts = [mixed[i]["text"] for i in range(len(samples))]
+        assert texts == [mixed[i]["text"] for i in range(len(samples))]  # same epoch, same draw
+        drawn.append(texts)
+        for i, text in enumerate(texts):
+            assert text in {expressions[v][i] for v in expressions}
+    flat = [(i, text) for texts in drawn for i, text in enumerate(texts)]
+    for variant in ("full", "quarter"):  # over 6 epochs each kind of expression is drawn
+        assert any(text == expressions[variant][i] != expressions["full" if variant != "full" else "half"][i]
+                   for i, text in flat)

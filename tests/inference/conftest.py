@@ -16,14 +16,6 @@ import lsms
 PREPROCESS = {"image_size": [64, 64], "window": None}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the test machine's cores are shared, and spinning threads slow everything."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _save_nano(folder: Path, **overrides) -> Path:
     torch.manual_seed(0)

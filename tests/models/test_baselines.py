@@ -25,14 +25,6 @@ TINY = {"lvit-small": {"width": 8, "num_heads": 2}}
 TINY_CHANNELS = {"channels": (8, 16, 32, 64, 128)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine's few cores are shared; one thread avoids oversubscription stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def build(name: str, tiny_bert_dir: Path, **overrides) -> torch.nn.Module:
     """A tiny preset; text models get the tiny random BERT (hidden size 32)."""

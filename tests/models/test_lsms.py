@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import write_tiny_bert
 
 import lsms
 from lsms.errors import CheckpointError
 from lsms.models import text_encoder as text_encoder_module
 from lsms.models.complexity import count_parameters
-from tests.conftest import write_tiny_bert
 
 
 @pytest.fixture(scope="module")

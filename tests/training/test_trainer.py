@@ -23,11 +23,6 @@ from lsms.training.trainer import Trainer
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.fixture
 def run(tiny_manifest: Path, tiny_config) -> Callable[..., Path]:
     """``run(run_dir, resume=False, **sections)``: train on the tiny set, return the run folder."""

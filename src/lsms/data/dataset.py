@@ -26,13 +26,17 @@ def load_pair(sample: ReferringSample, window: CTWindow | None = None) -> tuple[
     return image, mask
 
 
+DATASET_TEXT_VARIANTS = (*TEXT_VARIANTS, "mixed")
+
+
 class ReferringDataset(Dataset):
     """Items: ``image`` FloatTensor (1, H, W) in [0, 1], ``mask`` FloatTensor (1, H, W) in {0, 1},
     ``text`` str, ``id`` str, ``index`` int.
 
     ``image_size`` (H, W) or an int; ``augment`` False, True (``AugmentConfig()``: intensity jitter,
     no flip) or an ``AugmentConfig``; ``text_variant`` "full", "half" or "quarter" (see
-    ``partial_text``); ``window`` a CT window for DICOM/NIfTI/16-bit input; ``seed`` fixes the
+    ``partial_text``), or "mixed": one of the three drawn per item and epoch, so that a model learns
+    to localise from partial expressions too (the paper's LSMS (1/2) and (1/4)); ``window`` a CT window for DICOM/NIfTI/16-bit input; ``seed`` fixes the
     augmentation of item i at epoch e (``set_epoch``), whatever the worker or order.
     """
 
@@ -45,8 +49,10 @@ class ReferringDataset(Dataset):
         window: str | CTWindow | tuple[float, float] | None = None,
         seed: int = 0,
     ) -> None:
-        if text_variant not in TEXT_VARIANTS:
-            raise DataError(f"text variant {text_variant!r}: expected one of {', '.join(TEXT_VARIANTS)}")
+        if text_variant not in DATASET_TEXT_VARIANTS:
+            raise DataError(
+                f"text variant {text_variant!r}: expected one of {', '.join(DATASET_TEXT_VARIANTS)}"
+            )
         self.samples = list(samples)
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.augment = AugmentConfig() if augment is True else (augment or None)
@@ -65,7 +71,10 @@ class ReferringDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         sample = self.samples[index]
         image, mask = load_pair(sample, self.window)
-        text = partial_text(sample, self.text_variant)
+        variant = self.text_variant
+        if variant == "mixed":
+            variant = TEXT_VARIANTS[np.random.default_rng([self.seed, self.epoch, index, 1]).integers(3)]
+        text = partial_text(sample, variant)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask, text = augment(image, mask, text, self.augment, rng)

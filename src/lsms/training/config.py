@@ -19,7 +19,7 @@ import yaml
 from lsms.errors import ConfigError
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-TEXT_VARIANTS = ("full", "half", "quarter")
+TEXT_VARIANTS = ("full", "half", "quarter", "mixed")  # "mixed": one drawn per sample and epoch
 
 
 @dataclass

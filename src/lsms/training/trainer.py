@@ -401,7 +401,8 @@ class Trainer:
                     self.model,
                     self.val_samples,
                     image_size=self.image_size,
-                    text_variant=self.config.data.text_variant,
+                    # a model trained on mixed expressions is selected on the full ones
+                    text_variant="full" if self.config.data.text_variant == "mixed" else self.config.data.text_variant,
                     batch_size=self.config.train.val_batch_size,
                     threshold=self.config.train.threshold,
                     seed=self.config.train.seed,
