@@ -58,8 +58,9 @@ def _config(args: argparse.Namespace, manifest: Path, run_dir: Path):
     )
 
 
-def _overlay_figure(model, samples, out_png: Path, columns: int = 4) -> None:
-    """Test slices with ground truth (red) and prediction (green), each titled with its sentence."""
+def _overlay_figure(model, rows_of_samples: list[list], out_png: Path, title: str) -> None:
+    """A grid with one row per list: each sample's image with ground truth (red) and prediction (green),
+    titled with its sentence."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,28 +69,30 @@ def _overlay_figure(model, samples, out_png: Path, columns: int = 4) -> None:
     from lsms.data.io import load_image, load_mask
     from lsms.viz.overlay import overlay_mask
 
-    rows = (len(samples) + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    columns = max(len(row) for row in rows_of_samples)
+    figure, axes = plt.subplots(
+        len(rows_of_samples), columns, figsize=(3.2 * columns, 4.1 * len(rows_of_samples)), squeeze=False
+    )
     for axis in axes.flat:
         axis.axis("off")
-    for axis, sample in zip(axes.flat, samples, strict=False):
-        image = load_image(sample.image)
-        prediction = model.segment(image, sample.text)
-        axis.imshow(overlay_mask(image, load_mask(sample.mask), prediction))
-        axis.set_title("\n".join(textwrap.wrap(sample.text, 40)), fontsize=6.5)
-    figure.suptitle("ground truth red, prediction green (yellow: both)", fontsize=9)
+    for axes_row, samples in zip(axes, rows_of_samples, strict=True):
+        for axis, sample in zip(axes_row, samples, strict=False):
+            image = load_image(sample.image)
+            prediction = model.segment(image, sample.text)
+            axis.imshow(overlay_mask(image, load_mask(sample.mask), prediction))
+            axis.set_title("\n".join(textwrap.wrap(sample.text, 38)), fontsize=6.5)
+    figure.suptitle(f"{title}: ground truth red, prediction green (yellow: both)", fontsize=9)
     figure.tight_layout()
     figure.savefig(out_png, dpi=130)
     plt.close(figure)
 
 
-def _pick_multi_lesion_slices(samples, count: int) -> list:
-    """Rows of the first ``count`` test images that carry several referred lesions."""
+def _multi_lesion_images(samples, count: int) -> list[list]:
+    """The rows of the first ``count`` test images that carry several referred lesions, grouped by image."""
     by_image: dict[Path, list] = {}
     for sample in samples:
         by_image.setdefault(sample.image, []).append(sample)
-    chosen = [rows for rows in by_image.values() if len(rows) >= 2][:count]
-    return [sample for rows in chosen for sample in rows]
+    return [rows for rows in by_image.values() if len(rows) >= 2][:count]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     (report / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     if (run_dir / "loss.png").is_file():
         shutil.copy(run_dir / "loss.png", report / "loss.png")
-    _overlay_figure(model, test_samples[:8], report / "overlays.png")
-    _overlay_figure(model, _pick_multi_lesion_slices(test_samples, 2), report / "same_image_different_sentences.png")
+    _overlay_figure(model, [test_samples[:4], test_samples[4:8]], report / "overlays.png", "test slices")
+    _overlay_figure(model, _multi_lesion_images(test_samples, 3), report / "same_image_different_sentences.png",
+                    "one image per row, one sentence per lesion")
     print(f"\n{table}\n\nreport: {report} ({minutes:.1f} minutes)")
     return 0
