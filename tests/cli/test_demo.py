@@ -12,14 +12,34 @@ from lsms.cli import main
 @pytest.mark.slow
 def test_demo_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--cases", "12", "--size", "64", "--steps", "4", "--batch-size", "4",
-                 "--no-progress"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--cases",
+            "12",
+            "--size",
+            "64",
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = out / "report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == {"full", "half", "quarter", "shuffled", "none"}
     assert all(0.0 <= values["dice"] <= 1.0 and values["n"] > 0 for values in metrics.values())
-    for name in ("metrics.md", "loss.png", "overlays.png", "same_image_different_sentences.png", "summary_full.json"):
+    for name in (
+        "metrics.md",
+        "loss.png",
+        "overlays.png",
+        "same_image_different_sentences.png",
+        "summary_full.json",
+    ):
         assert (report / name).is_file(), name
     assert "| shuffled |" in capsys.readouterr().out
 

@@ -91,5 +91,7 @@ def test_mixed_text_variant_draws_all_expressions_reproducibly(qata_like: Path) 
             assert text in {expressions[v][i] for v in expressions}
     flat = [(i, text) for texts in drawn for i, text in enumerate(texts)]
     for variant in ("full", "quarter"):  # over 6 epochs each kind of expression is drawn
-        assert any(text == expressions[variant][i] != expressions["full" if variant != "full" else "half"][i]
-                   for i, text in flat)
+        assert any(
+            text == expressions[variant][i] != expressions["full" if variant != "full" else "half"][i]
+            for i, text in flat
+        )

@@ -16,7 +16,6 @@ import lsms
 PREPROCESS = {"image_size": [64, 64], "window": None}
 
 
-
 def _save_nano(folder: Path, **overrides) -> Path:
     torch.manual_seed(0)
     # No zero-initialised branches: the language branch must change the output from the start.

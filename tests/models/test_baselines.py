@@ -25,7 +25,6 @@ TINY = {"lvit-small": {"width": 8, "num_heads": 2}}
 TINY_CHANNELS = {"channels": (8, 16, 32, 64, 128)}
 
 
-
 def build(name: str, tiny_bert_dir: Path, **overrides) -> torch.nn.Module:
     """A tiny preset; text models get the tiny random BERT (hidden size 32)."""
     if name in TEXT_MODELS:

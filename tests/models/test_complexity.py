@@ -12,7 +12,11 @@ from lsms.models.complexity import count_macs, count_parameters, module_paramete
 def test_counts_add_up_and_scale_with_input_size(tiny_bert_dir):
     model = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir))
     params = count_parameters(model)
-    assert params["visual"] + params["text_encoder"] == params["total"] == sum(p.numel() for p in model.parameters())
+    assert (
+        params["visual"] + params["text_encoder"]
+        == params["total"]
+        == sum(p.numel() for p in model.parameters())
+    )
     assert module_parameters(model)["text_encoder"] == params["text_encoder"]
     small, large = count_macs(model, (64, 64)), count_macs(model, (128, 128))
     stages = [small["by_module"][f"stages.{i}"] for i in range(4)]

@@ -37,7 +37,9 @@ def test_padding_does_not_change_logits(tiny_bert_dir):
     image = torch.rand(1, 1, 64, 64)
     outputs = []
     for length in (8, 32):
-        tokens = tokenizer(["left lung infection"], padding="max_length", max_length=length, return_tensors="pt")
+        tokens = tokenizer(
+            ["left lung infection"], padding="max_length", max_length=length, return_tensors="pt"
+        )
         with torch.no_grad():
             outputs.append(model(image, tokens["input_ids"], tokens["attention_mask"]))
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=0)
@@ -104,7 +106,9 @@ def test_every_trainable_parameter_receives_a_gradient(tiny_bert_dir, variant):
         optimizer.zero_grad()
         model(image, **text).sigmoid().mean().backward()
         optimizer.step()
-    without = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    without = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
+    ]
     assert without == []
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert all(n.startswith("text_encoder.") for n in frozen)

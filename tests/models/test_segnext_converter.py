@@ -19,7 +19,9 @@ def mscan_state_dict(model, spelling: str) -> dict[str, torch.Tensor]:
 
     state = {"patch_embed1.proj.0.weight": rand(model.config.embed_dims[0] // 2, 3, 3, 3)}
     dwconv = "mlp.dwconv.dwconv" if spelling == "original" else "mlp.dwconv"
-    for stage, (dim, depth) in enumerate(zip(model.config.embed_dims, model.config.depths, strict=True), start=1):
+    for stage, (dim, depth) in enumerate(
+        zip(model.config.embed_dims, model.config.depths, strict=True), start=1
+    ):
         if stage > 1:
             state[f"patch_embed{stage}.proj.weight"] = rand(dim, model.config.embed_dims[stage - 2], 3, 3)
             state[f"patch_embed{stage}.norm.weight"] = rand(dim)
@@ -49,9 +51,15 @@ def test_visual_knowledge_branch_is_loaded_from_both_spellings(spelling):
     converted, report = checkpoint_filter_fn(checkpoint, model, scope="visual-knowledge")
     model.load_state_dict(converted, strict=False)
     block = model.stages[2][1].attention
-    torch.testing.assert_close(block.pre_conv.weight, source["block3.1.attn.spatial_gating_unit.conv0.weight"])
-    torch.testing.assert_close(block.conv_units[2].conv_col.weight, source["block3.1.attn.spatial_gating_unit.conv2_2.weight"])
-    torch.testing.assert_close(block.conv_units[1].conv_row.bias, source["block3.1.attn.spatial_gating_unit.conv1_1.bias"])
+    torch.testing.assert_close(
+        block.pre_conv.weight, source["block3.1.attn.spatial_gating_unit.conv0.weight"]
+    )
+    torch.testing.assert_close(
+        block.conv_units[2].conv_col.weight, source["block3.1.attn.spatial_gating_unit.conv2_2.weight"]
+    )
+    torch.testing.assert_close(
+        block.conv_units[1].conv_row.bias, source["block3.1.attn.spatial_gating_unit.conv1_1.bias"]
+    )
     assert not any("conv3" in entry or "dwconv" in entry for entry in report.loaded)  # out of this scope
     assert any("proj_1" in key for key in report.skipped)
     assert report.missing == []
@@ -65,9 +73,13 @@ def test_scope_all_maps_feed_forward_stem_and_downsampling(spelling):
     dwconv = "mlp.dwconv.dwconv" if spelling == "original" else "mlp.dwconv"
     converted, _ = checkpoint_filter_fn(checkpoint, model, scope="all")
     model.load_state_dict(converted, strict=False)
-    torch.testing.assert_close(model.stages[0][0].feed_forward.depthwise.weight, source[f"block1.0.{dwconv}.weight"])
+    torch.testing.assert_close(
+        model.stages[0][0].feed_forward.depthwise.weight, source[f"block1.0.{dwconv}.weight"]
+    )
     torch.testing.assert_close(model.downsamples[1].conv.weight, source["patch_embed3.proj.weight"])
-    torch.testing.assert_close(model.stages[1][0].layer_scale_attention.flatten(), source["block2.0.layer_scale_1"])
+    torch.testing.assert_close(
+        model.stages[1][0].layer_scale_attention.flatten(), source["block2.0.layer_scale_1"]
+    )
     # RGB stem -> one input channel: the mean response to a grey image is kept
     stem = source["patch_embed1.proj.0.weight"]
     torch.testing.assert_close(model.stem.layers[0].weight, stem.sum(1, keepdim=True))

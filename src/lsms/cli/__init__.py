@@ -7,7 +7,18 @@ import importlib
 import sys
 
 # Each module registers its sub-commands; the order is the order of ``lsms --help``.
-COMMAND_MODULES = ["demo", "info", "data", "train", "evaluate", "predict", "explain", "export", "serve", "convert"]
+COMMAND_MODULES = [
+    "demo",
+    "info",
+    "data",
+    "train",
+    "evaluate",
+    "predict",
+    "explain",
+    "export",
+    "serve",
+    "convert",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segnext.add_argument("--model", default="lsms", help="LSMS preset whose widths match the checkpoint")
     segnext.add_argument("--out", type=Path, required=True, help="output checkpoint folder")
     segnext.add_argument(
-        "--scope", choices=["visual-knowledge", "all"], default="visual-knowledge",
+        "--scope",
+        choices=["visual-knowledge", "all"],
+        default="visual-knowledge",
         help="visual-knowledge: only SVLA's 5x5 and strip convolutions (the paper); all: also stem, "
         "down-sampling, feed-forward and norms",
     )

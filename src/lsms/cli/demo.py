@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The main job: a synthetic liver-lesion referring set, lsms-nano trained on the CPU "
         "(about 10 minutes on 2 cores), evaluated with and without text; report in OUT/report.",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)"
+    )
     parser.add_argument("--cases", type=int, default=200, help="synthetic patients (default 200)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument("--steps", type=int, default=1500, help="optimiser steps (default 1500)")
@@ -45,15 +47,25 @@ def _config(args: argparse.Namespace, manifest: Path, run_dir: Path):
         # training mixes full, half and quarter expressions so partial ones work too.
         model=ModelConfig(name="lsms-nano", overrides={"decoder_stages": [1, 2, 3, 4]}),
         data=DataConfig(
-            train=str(manifest), train_split="train", val_split="val",
-            image_size=[args.size, args.size], max_val_samples=160, text_variant="mixed",
+            train=str(manifest),
+            train_split="train",
+            val_split="val",
+            image_size=[args.size, args.size],
+            max_val_samples=160,
+            text_variant="mixed",
         ),
         # A from-scratch nano network needs a larger learning rate than the paper's 3e-5 (which
         # fine-tunes an ImageNet-initialised encoder).
         optim=OptimConfig(lr=args.lr),
         train=TrainConfig(
-            max_steps=args.steps, batch_size=args.batch_size, val_every=max(1, args.steps // 4),
-            val_batch_size=16, seed=args.seed, threads=1, run_dir=str(run_dir), progress=not args.no_progress,
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            val_every=max(1, args.steps // 4),
+            val_batch_size=16,
+            seed=args.seed,
+            threads=1,
+            run_dir=str(run_dir),
+            progress=not args.no_progress,
         ),
     )
 
@@ -107,14 +119,18 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         if not args.overwrite:
-            raise ConfigError(f"{out}: output folder exists and is not empty; use --overwrite or another --out")
+            raise ConfigError(
+                f"{out}: output folder exists and is not empty; use --overwrite or another --out"
+            )
         shutil.rmtree(out)
     report = out / "report"
     report.mkdir(parents=True)
     started = time.perf_counter()
 
     print(f"[1/4] generating {args.cases} synthetic cases at {args.size}px in {out / 'data'}")
-    manifest = generate_dataset(out / "data", cases=args.cases, size=args.size, seed=args.seed, write_volumes=False)
+    manifest = generate_dataset(
+        out / "data", cases=args.cases, size=args.size, seed=args.seed, write_volumes=False
+    )
 
     print(f"[2/4] training lsms-nano for {args.steps} steps on the CPU")
     run_dir = train(_config(args, manifest, out / "run"))
@@ -125,8 +141,15 @@ def run(args: argparse.Namespace) -> int:
     test_samples = load_samples(manifest, split="test")
     results = {}
     for variant in TEXT_VARIANTS:
-        result = evaluate(model, test_samples, image_size=(args.size, args.size), text_variant=variant,
-                          batch_size=16, seed=args.seed, progress=not args.no_progress)
+        result = evaluate(
+            model,
+            test_samples,
+            image_size=(args.size, args.size),
+            text_variant=variant,
+            batch_size=16,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
         result.to_json(report / f"summary_{variant}.json")
         results[variant] = result.means
 
@@ -136,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for variant, means in results.items():
-        lines.append(f"| {variant} | {means['n']} | {100 * means['dice']:.2f} | {100 * means['miou']:.2f} | "
-                     f"{100 * means['oiou']:.2f} | {100 * means['precision@0.5']:.2f} |")
+        lines.append(
+            f"| {variant} | {means['n']} | {100 * means['dice']:.2f} | {100 * means['miou']:.2f} | "
+            f"{100 * means['oiou']:.2f} | {100 * means['precision@0.5']:.2f} |"
+        )
     table = "\n".join(lines)
     minutes = (time.perf_counter() - started) / 60
     (report / "metrics.md").write_text(
@@ -150,7 +175,11 @@ def run(args: argparse.Namespace) -> int:
     if (run_dir / "loss.png").is_file():
         shutil.copy(run_dir / "loss.png", report / "loss.png")
     _overlay_figure(model, [test_samples[:4], test_samples[4:8]], report / "overlays.png", "test slices")
-    _overlay_figure(model, _multi_lesion_images(test_samples, 3), report / "same_image_different_sentences.png",
-                    "one image per row, one sentence per lesion")
+    _overlay_figure(
+        model,
+        _multi_lesion_images(test_samples, 3),
+        report / "same_image_different_sentences.png",
+        "one image per row, one sentence per lesion",
+    )
     print(f"\n{table}\n\nreport: {report} ({minutes:.1f} minutes)")
     return 0

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--list", action="store_true", help="list the registered model names and exit")
     parser.add_argument("--size", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
     parser.add_argument(
-        "--text-encoder", help="text encoder name or local folder (overrides the preset's; ignored with --checkpoint)"
+        "--text-encoder",
+        help="text encoder name or local folder (overrides the preset's; ignored with --checkpoint)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
@@ -50,15 +51,32 @@ def run(args: argparse.Namespace) -> int:
     macs = count_macs(model, size)
     module_params = module_parameters(model)
     if args.json:
-        print(json.dumps({"model": name, "size": list(size), "params": params, "macs": macs,
-                          "module_params": module_params, "mac_convention": "1 multiply-add = 1"}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "size": list(size),
+                    "params": params,
+                    "macs": macs,
+                    "module_params": module_params,
+                    "mac_convention": "1 multiply-add = 1",
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"model {name} at {size[0]}x{size[1]} (FLOPs: one multiply-add counts as 1)")
-    print(f"params: visual {_millions(params['visual'])}, text encoder {_millions(params['text_encoder'])}, "
-          f"total {_millions(params['total'])}")
-    print(f"FLOPs: total {_giga(macs['total'])}, text encoder {_giga(macs['text_encoder'])}, "
-          f"without text encoder {_giga(macs['total'] - macs['text_encoder'])}")
+    print(
+        f"params: visual {_millions(params['visual'])}, text encoder {_millions(params['text_encoder'])}, "
+        f"total {_millions(params['total'])}"
+    )
+    print(
+        f"FLOPs: total {_giga(macs['total'])}, text encoder {_giga(macs['text_encoder'])}, "
+        f"without text encoder {_giga(macs['total'] - macs['text_encoder'])}"
+    )
     print("\n| module | params | FLOPs |\n|---|---:|---:|")
     for module in sorted(set(module_params) | set(macs["by_module"])):
-        print(f"| {module} | {_millions(module_params.get(module, 0))} | {_giga(macs['by_module'].get(module, 0))} |")
+        print(
+            f"| {module} | {_millions(module_params.get(module, 0))} | {_giga(macs['by_module'].get(module, 0))} |"
+        )
     return 0

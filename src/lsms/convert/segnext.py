@@ -50,7 +50,9 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return stripped
 
 
-def _map_block_key(rest: str, unit_index_by_kernel: dict[int, int], source: torch.Tensor) -> tuple[str | None, bool]:
+def _map_block_key(
+    rest: str, unit_index_by_kernel: dict[int, int], source: torch.Tensor
+) -> tuple[str | None, bool]:
     """Block-relative MSCAN key -> (LSMS block-relative key or None, belongs to the visual-knowledge scope)."""
     gating = rest.removeprefix("attn.spatial_gating_unit.")
     if gating != rest:
@@ -82,7 +84,9 @@ def _map_block_key(rest: str, unit_index_by_kernel: dict[int, int], source: torc
         if rest.startswith(old):
             return new + rest.removeprefix(old), False
     if rest in ("layer_scale_1", "layer_scale_2"):
-        return {"layer_scale_1": "layer_scale_attention", "layer_scale_2": "layer_scale_feed_forward"}[rest], False
+        return {"layer_scale_1": "layer_scale_attention", "layer_scale_2": "layer_scale_feed_forward"}[
+            rest
+        ], False
     return None, False
 
 
@@ -106,13 +110,19 @@ def checkpoint_filter_fn(
             new_key = f"stages.{stage}.{index}.{relative}" if relative else None
         elif patch:
             stage, rest = int(patch.group(1)), patch.group(2)
-            new_key = "stem.layers." + rest.removeprefix("proj.") if stage == 1 else f"downsamples.{stage - 2}.{rest.replace('proj.', 'conv.')}"
+            new_key = (
+                "stem.layers." + rest.removeprefix("proj.")
+                if stage == 1
+                else f"downsamples.{stage - 2}.{rest.replace('proj.', 'conv.')}"
+            )
         if new_key is None or new_key not in target or (scope == "visual-knowledge" and not in_vkb):
             report.skipped.append(key)
             continue
         expected = target[new_key].shape
         if new_key.startswith("stem.layers.0.weight") and value.ndim == 4 and value.shape[1] != expected[1]:
-            value = value.sum(dim=1, keepdim=True).repeat(1, expected[1], 1, 1) / expected[1]  # RGB -> in_chans
+            value = (
+                value.sum(dim=1, keepdim=True).repeat(1, expected[1], 1, 1) / expected[1]
+            )  # RGB -> in_chans
         if new_key.endswith(("layer_scale_attention", "layer_scale_feed_forward")):
             value = value.reshape(expected)
         if value.shape != expected:
@@ -121,12 +131,16 @@ def checkpoint_filter_fn(
         converted[new_key] = value
         report.loaded.append(f"{key} -> {new_key}")
     in_scope = [k for k in target if (scope == "all" or ".attention.pre_conv." in k or ".conv_units." in k)]
-    in_scope = [k for k in in_scope if not k.startswith(("text_encoder.", "decoder.")) and "language_branch" not in k]
+    in_scope = [
+        k for k in in_scope if not k.startswith(("text_encoder.", "decoder.")) and "language_branch" not in k
+    ]
     report.missing = [k for k in in_scope if k not in converted and not k.endswith("num_batches_tracked")]
     return converted, report
 
 
-def load_segnext_weights(model: nn.Module, path: str | Path, scope: str = "visual-knowledge") -> ConversionReport:
+def load_segnext_weights(
+    model: nn.Module, path: str | Path, scope: str = "visual-knowledge"
+) -> ConversionReport:
     """Load an MSCAN checkpoint (.pth via the safe ``weights_only`` unpickler, or .safetensors) into ``model``."""
     path = Path(path)
     if not path.is_file():

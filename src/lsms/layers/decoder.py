@@ -35,7 +35,13 @@ class NMF2D(nn.Module):
     """
 
     def __init__(
-        self, channels: int, rank: int = 16, groups: int = 1, train_steps: int = 6, eval_steps: int = 7, seed: int = 0
+        self,
+        channels: int,
+        rank: int = 16,
+        groups: int = 1,
+        train_steps: int = 6,
+        eval_steps: int = 7,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if channels % groups:
@@ -63,7 +69,9 @@ class NMF2D(nn.Module):
         # The factorisation runs in float32 even under autocast: the multiplicative updates divide.
         x32 = x.float().reshape(batch * self.groups, channels // self.groups, height * width)
         if self.training:
-            bases = F.normalize(torch.rand(batch * self.groups, x32.shape[1], self.rank, device=x.device), dim=1)
+            bases = F.normalize(
+                torch.rand(batch * self.groups, x32.shape[1], self.rank, device=x.device), dim=1
+            )
         else:
             bases = self.eval_bases.to(x.device).repeat(batch, 1, 1)
         coef = torch.bmm(x32.transpose(1, 2), bases).softmax(dim=-1)  # (B*S, N, R)
@@ -145,11 +153,15 @@ class FullScaleDecoder(nn.Module):
         if design not in DECODER_DESIGNS:
             raise ValueError(f"decoder design must be one of {DECODER_DESIGNS}, got {design!r}")
         if not stages or any(s not in range(1, len(stage_channels) + 1) for s in stages):
-            raise ValueError(f"decoder stages must be a non-empty subset of 1..{len(stage_channels)}, got {stages}")
+            raise ValueError(
+                f"decoder stages must be a non-empty subset of 1..{len(stage_channels)}, got {stages}"
+            )
         self.stages = tuple(sorted(set(stages)))
         in_channels = [stage_channels[s - 1] for s in self.stages]
         self.projections = (
-            nn.ModuleList(conv_norm_act(c, channels) for c in in_channels) if design.startswith("mlp") else None
+            nn.ModuleList(conv_norm_act(c, channels) for c in in_channels)
+            if design.startswith("mlp")
+            else None
         )
         concat_channels = channels * len(in_channels) if self.projections is not None else sum(in_channels)
         if design.endswith("head-mlp"):
@@ -164,7 +176,9 @@ class FullScaleDecoder(nn.Module):
         if self.projections is not None:
             selected = [project(f) for project, f in zip(self.projections, selected, strict=True)]
         aligned = [
-            f if f.shape[-2:] == aligned_size else F.interpolate(f, aligned_size, mode="bilinear", align_corners=False)
+            f
+            if f.shape[-2:] == aligned_size
+            else F.interpolate(f, aligned_size, mode="bilinear", align_corners=False)
             for f in selected
         ]
         return self.head(self.fuse(torch.cat(aligned, dim=1)), size)

@@ -127,5 +127,9 @@ class EncoderBlock(nn.Module):
         if self.block_style == "post-norm":
             x = self.norm_attention(x + self.drop_path(self.attention(x, words, word_mask)))
             return self.norm_feed_forward(x + self.drop_path(self.feed_forward(x)))
-        x = x + self.drop_path(self.layer_scale_attention * self.attention(self.norm_attention(x), words, word_mask))
-        return x + self.drop_path(self.layer_scale_feed_forward * self.feed_forward(self.norm_feed_forward(x)))
+        x = x + self.drop_path(
+            self.layer_scale_attention * self.attention(self.norm_attention(x), words, word_mask)
+        )
+        return x + self.drop_path(
+            self.layer_scale_feed_forward * self.feed_forward(self.norm_feed_forward(x))
+        )

@@ -12,7 +12,9 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 # A QaTa-COV19-style sentence (about 20 tokens) for FLOPs of text models.
-REFERENCE_SENTENCE = "Bilateral pulmonary infection, two infected areas, middle left lung and middle right lung."
+REFERENCE_SENTENCE = (
+    "Bilateral pulmonary infection, two infected areas, middle left lung and middle right lung."
+)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

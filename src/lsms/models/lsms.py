@@ -168,7 +168,9 @@ class LSMS(TextConditionedModel):
                 f"and instance normalisation needs more than one position there); got {height}x{width}"
             )
         if image.shape[1] != self.config.in_chans:
-            raise ValueError(f"expected images with {self.config.in_chans} channel(s), got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"expected images with {self.config.in_chans} channel(s), got shape {tuple(image.shape)}"
+            )
         words, word_mask = self.resolve_text(input_ids, attention_mask, word_features, word_mask)
         if words is not None:
             words = words.transpose(1, 2).to(image.dtype)  # (B, C_l, T) for the 1x1 projections

@@ -1,8 +1,8 @@
 """``save_pretrained`` / ``from_pretrained``: a checkpoint is a folder that loads anywhere.
 
-    config.json         architecture (registry name), model config, preprocessing, provenance
-    model.safetensors   all weights, text encoder included (never pickled)
-    text_encoder/       tokenizer files and the text encoder's architecture config
+config.json         architecture (registry name), model config, preprocessing, provenance
+model.safetensors   all weights, text encoder included (never pickled)
+text_encoder/       tokenizer files and the text encoder's architecture config
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
 
     architecture = getattr(model, "architecture", None)
     if architecture is None:
-        raise CheckpointError("save_pretrained needs a model built by lsms.create_model (no architecture name)")
+        raise CheckpointError(
+            "save_pretrained needs a model built by lsms.create_model (no architecture name)"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
@@ -66,7 +68,9 @@ def read_checkpoint_config(folder: str | Path) -> dict:
     """The parsed ``config.json`` of a checkpoint folder, or a one-line CheckpointError."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{folder}: not an lsms checkpoint folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+        raise CheckpointError(
+            f"{folder}: not an lsms checkpoint folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
     try:
         metadata = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -102,7 +106,9 @@ def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
         raise CheckpointError(f"{weights}: unreadable or truncated safetensors file ({error})") from None
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{weights}: weights do not match the architecture in {CONFIG_NAME} ({first_line})") from None
+        raise CheckpointError(
+            f"{weights}: weights do not match the architecture in {CONFIG_NAME} ({first_line})"
+        ) from None
     if missing or unexpected:
         raise CheckpointError(
             f"{weights}: weights do not match {metadata['architecture']!r}: "

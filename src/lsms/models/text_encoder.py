@@ -61,7 +61,9 @@ class TextEncoder(nn.Module):
         if not (self.source_path / WEIGHTS_IN_PARENT_MARKER).is_file():
             self.model = AutoModel.from_pretrained(self.source_path, local_files_only=True)
         else:
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(self.source_path, local_files_only=True))
+            self.model = AutoModel.from_config(
+                AutoConfig.from_pretrained(self.source_path, local_files_only=True)
+            )
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None  # only word features are used; an unused pooler would get no gradient
         self.hidden_size: int = self.model.config.hidden_size
@@ -97,7 +99,9 @@ class TextEncoder(nn.Module):
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) ids and mask -> word features (B, T, C_l) and the mask (B, T)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             output = self.model(input_ids=input_ids, attention_mask=attention_mask)
@@ -108,4 +112,6 @@ class TextEncoder(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(folder)
         self.model.config.save_pretrained(folder)
-        (folder / WEIGHTS_IN_PARENT_MARKER).write_text("The weights of this text encoder are in ../model.safetensors.\n")
+        (folder / WEIGHTS_IN_PARENT_MARKER).write_text(
+            "The weights of this text encoder are in ../model.safetensors.\n"
+        )

@@ -402,7 +402,9 @@ class Trainer:
                     self.val_samples,
                     image_size=self.image_size,
                     # a model trained on mixed expressions is selected on the full ones
-                    text_variant="full" if self.config.data.text_variant == "mixed" else self.config.data.text_variant,
+                    text_variant="full"
+                    if self.config.data.text_variant == "mixed"
+                    else self.config.data.text_variant,
                     batch_size=self.config.train.val_batch_size,
                     threshold=self.config.train.threshold,
                     seed=self.config.train.seed,
