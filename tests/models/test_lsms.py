@@ -183,3 +183,10 @@ def test_default_preset_matches_the_papers_parameter_count(tmp_path):
     bert_base_width = write_tiny_bert(tmp_path / "bert768", hidden_size=768, intermediate_size=768)
     params = count_parameters(lsms.create_model("lsms", text_encoder=str(bert_base_width)))
     assert abs(params["visual"] / 8.78e6 - 1) < 0.10
+
+
+def test_truncated_sentences_warn(tiny_bert_dir):
+    model = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir), max_length=8)
+    with pytest.warns(UserWarning, match="truncated"):
+        tokens = model.tokenize(["a vascular tumor in the VI segment of the liver with a clear boundary"])
+    assert tokens["input_ids"].shape[1] == 8
