@@ -21,8 +21,12 @@ lsms train --config configs/qata_cpu.yaml "data.train=$data" "train.run_dir=$run
 echo "train_seconds: $(( $(date +%s) - start ))" >> "$out/run_info.txt"
 cp "$run/log.csv" "$out/log.csv"
 cp "$run/loss.png" "$out/loss.png" 2>/dev/null || true
+# One thread: on a shared 2-core machine two threads per process stall (measured 5x slower here).
 for text in full shuffled; do
-  lsms eval --checkpoint "$run/best" --data "$data" --split val --text "$text" --out "$out/val-$text" --no-progress
+  s=$(date +%s)
+  OMP_NUM_THREADS=1 lsms eval --checkpoint "$run/best" --data "$data" --split val --text "$text" \
+    --out "$out/val-$text" --batch-size 16 --no-progress
+  echo "eval_${text}_seconds: $(( $(date +%s) - s ))" >> "$out/run_info.txt"
 done
 echo "total_seconds: $(( $(date +%s) - start ))" >> "$out/run_info.txt"
 cat "$out/run_info.txt"
