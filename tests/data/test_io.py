@@ -10,8 +10,7 @@ import tifffile
 from nibabel.testing import data_path
 from PIL import Image
 from pydicom.data import get_testdata_file
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from tests.conftest import write_ct_series
 
 from lsms.data.io import (
     WINDOWS,
@@ -121,36 +120,10 @@ def test_pydicom_ct_small_in_hounsfield_units() -> None:
     assert unwindowed.min() == 0.0 and unwindowed.max() == 1.0
 
 
-def _write_series(folder: Path, volume_hu: np.ndarray, spacing: float = 2.5) -> None:
-    """A CT series, one file per slice, with file names in reverse order of position."""
-    folder.mkdir()
-    series_uid = generate_uid()
-    for z, plane in enumerate(volume_hu):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
-        ds.InstanceNumber = len(volume_hu) - z  # misleading on purpose: the position must win
-        ds.ImagePositionPatient = [-10.0, -20.0, 100.0 + spacing * z]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [0.5, 0.75]
-        ds.SliceThickness = spacing
-        ds.Rows, ds.Columns = plane.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = 2, -1024
-        ds.PixelData = ((plane + 1024) / 2).astype(np.uint16).tobytes()
-        ds.save_as(folder / f"slice_{len(volume_hu) - z:03d}.dcm", enforce_file_format=True)
-
-
 def test_dicom_series_sorted_by_position_with_geometry(tmp_path: Path) -> None:
     hu = np.stack([np.full((4, 6), v, np.float32) for v in (-1000, 0, 400)])
     hu[1, 0, 5] = 100  # marker: slice 1, row 0, column 5
-    _write_series(tmp_path / "series", hu)
+    write_ct_series(tmp_path / "series", hu)
     volume = load_volume(tmp_path / "series")
     np.testing.assert_array_equal(volume.array, hu)
     assert volume.spacing == pytest.approx((2.5, 0.5, 0.75))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from inference_helpers import gray_image
 from PIL import Image
+from tests.conftest import write_ct_series
 
 import lsms
 
@@ -65,32 +66,13 @@ def nifti_volume(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dicom_series(tmp_path: Path) -> Path:
-    """A folder of 4 CT slices (66x68), written in shuffled order, 3 mm apart."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    folder = tmp_path / "inputs" / "series"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(2)
-    series_uid = generate_uid()
-    for index in (2, 0, 3, 1):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID, ds.Modality = series_uid, "CT"
-        ds.Rows, ds.Columns = 66, 68
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.PixelSpacing = [0.6, 0.65]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [-20.0, -30.0, 10.0 + 3.0 * index]
-        ds.InstanceNumber = index + 1
-        ds.PixelData = rng.integers(0, 2000, (66, 68), dtype=np.uint16).tobytes()
-        ds.save_as(folder / f"slice_{index}.dcm", enforce_file_format=True)
-    return folder
+    """A folder of 4 CT slices (66x68) written in reverse order, 3 mm apart."""
+    hu = np.random.default_rng(2).integers(-1024, 976, (4, 66, 68)).astype(np.float32)
+    return write_ct_series(
+        tmp_path / "inputs" / "series",
+        hu,
+        spacing=3.0,
+        pixel_spacing=(0.6, 0.65),
+        origin=(-20.0, -30.0, 10.0),
+        slope=1.0,
+    )
