@@ -15,24 +15,27 @@ from lsms.inference.predictor import Predictor
 SENTENCE = "a bright round lesion"
 
 
-def test_predict_2d_writes_mask_overlay_probabilities(
-    checkpoint: Path, png_image: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    argv = [
+def predict_argv(checkpoint: Path, image: Path, out: Path, *extra: str) -> list[str]:
+    """``lsms predict`` arguments for one image and SENTENCE, plus ``extra`` options."""
+    return [
         "predict",
         "--checkpoint",
         str(checkpoint),
         "--image",
-        str(png_image),
+        str(image),
         "--text",
         SENTENCE,
         "--out",
         str(out),
-        "--save-probabilities",
-        "--threshold",
-        "0.7",
+        *extra,
     ]
+
+
+def test_predict_2d_writes_mask_overlay_probabilities(
+    checkpoint: Path, png_image: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = predict_argv(checkpoint, png_image, out, "--save-probabilities", "--threshold", "0.7")
     assert run_cli(argv) == 0
     mask = np.asarray(Image.open(out / "scan_mask.png"))
     assert mask.shape == (70, 90) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
@@ -53,17 +56,7 @@ def test_predict_2d_writes_mask_overlay_probabilities(
 
 def test_existing_outputs_need_overwrite(checkpoint: Path, png_image: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    argv = [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(png_image),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(out),
-    ]
+    argv = predict_argv(checkpoint, png_image, out)
     assert run_cli(argv) == 0
     before = (out / "scan_mask.png").stat().st_mtime_ns
     capsys.readouterr()
@@ -81,18 +74,7 @@ def test_inputs_are_never_overwritten(checkpoint: Path, tmp_path: Path, capsys) 
     Image.fromarray(gray_image(64, 64)).save(folder / "a.png")
     Image.fromarray(gray_image(64, 64, seed=5)).save(folder / "a_mask.png")
     original = (folder / "a_mask.png").read_bytes()
-    argv = [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(folder / "a.png"),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(folder),
-        "--overwrite",
-    ]
+    argv = predict_argv(checkpoint, folder / "a.png", folder, "--overwrite")
     manifest = folder / "rows.csv"
     manifest.write_text(f"id,image,mask,text\na,a.png,a_mask.png,{SENTENCE}\n")
     assert (
@@ -142,16 +124,10 @@ def test_predict_volume_keeps_geometry_and_slice_range(
     checkpoint: Path, nifti_volume: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(nifti_volume),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(out),
+    argv = predict_argv(
+        checkpoint,
+        nifti_volume,
+        out,
         "--slices",
         "2:4",
         "--batch-size",
@@ -159,7 +135,7 @@ def test_predict_volume_keeps_geometry_and_slice_range(
         "--no-progress",
         "--threshold",
         "0.6",
-    ]
+    )
     assert run_cli(argv) == 0
     written, source = nib.load(str(out / "ct_mask.nii.gz")), nib.load(str(nifti_volume))
     assert written.shape == source.shape
@@ -252,19 +228,7 @@ def test_predict_single_dicom_file_is_2d(checkpoint: Path, tmp_path: Path) -> No
     image = tmp_path / "ct_small.dcm"
     image.write_bytes(source.read_bytes())
     out = tmp_path / "out"
-    argv = [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(image),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(out),
-        "--window",
-        "40,400",
-    ]
+    argv = predict_argv(checkpoint, image, out, "--window", "40,400")
     assert run_cli(argv) == 0
     mask = np.asarray(Image.open(out / "ct_small_mask.png"))
     expected = Predictor.from_checkpoint(checkpoint, window="40,400").predict_2d(image, SENTENCE)
