@@ -298,7 +298,9 @@ class Trainer:
         step_folder = latest_checkpoint(checkpoint_dir) if self.resume else None
         if self.resume and step_folder is None:
             raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}")
-        if not self.resume and (self.run_dir / CONFIG_FILE).exists():
+        # Rank 0 decides before it writes config.yaml below: another rank looking later would see it.
+        holds_run = broadcast_object((self.run_dir / CONFIG_FILE).exists() if self.info.is_main else None)
+        if not self.resume and holds_run:
             raise ConfigError(
                 f"train.run_dir: {self.run_dir} already holds a run; use --resume or another folder"
             )
