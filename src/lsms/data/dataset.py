@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lsms.data.io import CTWindow, load_image, load_mask, parse_window
-from lsms.data.samples import TEXT_VARIANTS, ReferringSample, partial_text
+from lsms.data.samples import TEXT_VARIANTS, TRAINING_TEXT_VARIANTS, ReferringSample, partial_text
 from lsms.data.transforms import AugmentConfig, augment, resize_image, resize_mask
 from lsms.errors import DataError
 
@@ -24,9 +24,6 @@ def load_pair(sample: ReferringSample, window: CTWindow | None = None) -> tuple[
             f"{sample.image.name} is {image.shape[0]}x{image.shape[1]}; expected the same size"
         )
     return image, mask
-
-
-DATASET_TEXT_VARIANTS = (*TEXT_VARIANTS, "mixed")
 
 
 class ReferringDataset(Dataset):
@@ -49,9 +46,9 @@ class ReferringDataset(Dataset):
         window: str | CTWindow | tuple[float, float] | None = None,
         seed: int = 0,
     ) -> None:
-        if text_variant not in DATASET_TEXT_VARIANTS:
+        if text_variant not in TRAINING_TEXT_VARIANTS:
             raise DataError(
-                f"text variant {text_variant!r}: expected one of {', '.join(DATASET_TEXT_VARIANTS)}"
+                f"text variant {text_variant!r}: expected one of {', '.join(TRAINING_TEXT_VARIANTS)}"
             )
         self.samples = list(samples)
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -73,7 +70,9 @@ class ReferringDataset(Dataset):
         image, mask = load_pair(sample, self.window)
         variant = self.text_variant
         if variant == "mixed":
-            variant = TEXT_VARIANTS[np.random.default_rng([self.seed, self.epoch, index, 1]).integers(3)]
+            variant = TEXT_VARIANTS[
+                np.random.default_rng([self.seed, self.epoch, index, 1]).integers(len(TEXT_VARIANTS))
+            ]
         text = partial_text(sample, variant)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])

@@ -15,6 +15,8 @@ logger = logging.getLogger("lsms.data")
 
 SPLITS = ("train", "val", "test")
 TEXT_VARIANTS = ("full", "half", "quarter")
+# Training may also draw one of them per sample and epoch ("mixed", see ReferringDataset).
+TRAINING_TEXT_VARIANTS = (*TEXT_VARIANTS, "mixed")
 _VARIANT_FRACTION = {"half": 0.5, "quarter": 0.25}
 _VARIANT_FIELD = {"full": "text", "half": "text_half", "quarter": "text_quarter"}
 _WHITESPACE = re.compile(r"\s+")

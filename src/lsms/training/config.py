@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
+from lsms.data.samples import TRAINING_TEXT_VARIANTS
 from lsms.errors import ConfigError
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-TEXT_VARIANTS = ("full", "half", "quarter", "mixed")  # "mixed": one drawn per sample and epoch
 
 
 @dataclass
@@ -166,7 +166,11 @@ class Config:
                 "data.image_size",
                 "[height, width] with positive integers",
             ),
-            (self.data.text_variant in TEXT_VARIANTS, "data.text_variant", f"one of {TEXT_VARIANTS}"),
+            (
+                self.data.text_variant in TRAINING_TEXT_VARIANTS,
+                "data.text_variant",
+                f"one of {TRAINING_TEXT_VARIANTS}",
+            ),
             (self.data.num_workers >= 0, "data.num_workers", "an integer >= 0"),
             (self.optim.lr > 0, "optim.lr", "a value > 0"),
             (self.optim.text_lr is None or self.optim.text_lr >= 0, "optim.text_lr", "a value >= 0 or null"),
