@@ -44,6 +44,9 @@ class Budget:
     lr: float = 1e-3
     val_every: int | None = 300
     max_val_samples: int | None = 160
+    # "mixed": full, half or quarter expression per sample and epoch (see lsms.data.dataset), as the
+    # paper trains LSMS to localise "with minimal textual assistance"; "full" for the ablations
+    text_variant: str = "full"
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ def _train_config(spec: RunSpec, run_dir: Path, threads: int):
                 "train_split": data.train_split,
                 "val_split": data.val_split,
                 "image_size": [data.image_size, data.image_size],
+                "text_variant": budget.text_variant,
                 "max_val_samples": budget.max_val_samples if data.val_split else None,
             },
             "optim": {"lr": budget.lr},
@@ -164,18 +168,43 @@ def _train_config(spec: RunSpec, run_dir: Path, threads: int):
     )
 
 
+def _check_same_config(run_dir: Path, config) -> None:
+    """A run folder left by another protocol (say, another budget) must not be resumed or reused."""
+    from lsms.training.config import load_config
+    from lsms.training.trainer import CONFIG_FILE
+
+    saved = run_dir / CONFIG_FILE
+    if not saved.is_file():
+        return
+    # through JSON, so that a tuple and the list YAML gives back compare equal
+    old, new = (json.loads(json.dumps(c.to_dict(), default=str)) for c in (load_config(saved), config))
+    changed = [
+        f"{section}.{key}"
+        for section, values in new.items()
+        for key, value in values.items()
+        if key not in ("run_dir", "threads") and old.get(section, {}).get(key) != value
+    ]
+    if changed:
+        raise SystemExit(
+            f"{run_dir}: holds a run with another config ({', '.join(changed)}); "
+            "delete that folder or pass another --runs-dir"
+        )
+
+
 def _train(spec: RunSpec, run_dir: Path, threads: int) -> float:
     """Train (or resume, or skip when already done); returns the seconds spent in this call."""
     from lsms.training import train
     from lsms.training.trainer import CHECKPOINT_DIR
 
+    config = _train_config(spec, run_dir, threads)
+    _check_same_config(run_dir, config)
     if (run_dir / DONE_MARKER).is_file():
         return 0.0
     resume = (run_dir / CHECKPOINT_DIR / "latest").exists()
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # a run killed before its first checkpoint: start over
     start = time.perf_counter()
-    train(_train_config(spec, run_dir, threads), resume=resume)
+    train(config, resume=resume)
     seconds = time.perf_counter() - start
     (run_dir / DONE_MARKER).write_text(f"{seconds:.1f}\n")
     return seconds

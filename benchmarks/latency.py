@@ -42,9 +42,15 @@ def measure(preset: str, size: int, threads: int, repeats: int) -> dict:
             model(image, **tokens)
             timings.append(time.perf_counter() - start)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"preset": preset, "size": size, "threads": threads, "repeats": repeats,
-            "median_ms": 1000 * statistics.median(timings), "min_ms": 1000 * min(timings),
-            "peak_rss_mib": round(peak_mib, 1)}
+    return {
+        "preset": preset,
+        "size": size,
+        "threads": threads,
+        "repeats": repeats,
+        "median_ms": 1000 * statistics.median(timings),
+        "min_ms": 1000 * min(timings),
+        "peak_rss_mib": round(peak_mib, 1),
+    }
 
 
 def cpu_model() -> str:
@@ -55,7 +61,9 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
@@ -69,16 +77,31 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         for size in args.sizes:
-            command = [sys.executable, __file__, "--child", preset, str(size),
-                       "--threads", str(args.threads), "--repeats", str(args.repeats)]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                preset,
+                str(size),
+                "--threads",
+                str(args.threads),
+                "--repeats",
+                str(args.repeats),
+            ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
             print(f"{preset} {size}: {rows[-1]['median_ms']:.0f} ms", file=sys.stderr)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_model(),
-              "command": " ".join(sys.argv), "rows": rows}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "command": " ".join(sys.argv),
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"CPU: {result['cpu']}, {args.threads} thread(s), batch 1, median of {args.repeats}, {result['date']}\n")
+    print(
+        f"CPU: {result['cpu']}, {args.threads} thread(s), batch 1, median of {args.repeats}, {result['date']}\n"
+    )
     print("| preset | size | median latency (ms) | peak RSS (MiB) |\n|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['preset']} | {row['size']} | {row['median_ms']:.0f} | {row['peak_rss_mib']:.0f} |")

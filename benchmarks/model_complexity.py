@@ -34,7 +34,9 @@ def bert_base_width_folder(folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/complexity.md"))
     args = parser.parse_args()
     lines = [
@@ -45,8 +47,10 @@ def main() -> None:
         "|---|---|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        encoders = {"MiniLM 384-d (default)": DEFAULT_TEXT_ENCODER,
-                    "BERT-base 768-d (paper)": str(bert_base_width_folder(Path(tmp)))}
+        encoders = {
+            "MiniLM 384-d (default)": DEFAULT_TEXT_ENCODER,
+            "BERT-base 768-d (paper)": str(bert_base_width_folder(Path(tmp))),
+        }
         for preset in PRESETS:
             for label, encoder in encoders.items():
                 model = lsms.create_model(preset, text_encoder=encoder)

@@ -56,12 +56,18 @@ def measure(args: argparse.Namespace, cache: bool) -> dict:
         if step > 0:  # the first step warms up allocators and the cache
             timings.append(time.perf_counter() - start)
     seconds = sum(timings) / len(timings)
-    return {"cache": cache, "seconds_per_step": seconds, "images_per_s": args.batch_size / seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "cache": cache,
+        "seconds_per_step": seconds,
+        "images_per_s": args.batch_size / seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="lsms")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -75,22 +81,57 @@ def main() -> None:
         return
     rows = []
     for mode in ("cache", "no-cache"):
-        command = [sys.executable, __file__, "--child", mode, "--model", args.model, "--size", str(args.size),
-                   "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--threads", str(args.threads)]
-        rows.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu,
-              "command": " ".join(["python", *sys.argv]), "model": args.model, "size": args.size,
-              "batch_size": args.batch_size, "threads": args.threads, "rows": rows}
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--model",
+            args.model,
+            "--size",
+            str(args.size),
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.steps),
+            "--threads",
+            str(args.threads),
+        ]
+        rows.append(
+            json.loads(
+                subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+            )
+        )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "command": " ".join(["python", *sys.argv]),
+        "model": args.model,
+        "size": args.size,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.model} at {args.size}x{args.size}, batch {args.batch_size}, {args.threads} thread(s), {cpu}, "
-          f"{result['date']}\n")
+    print(
+        f"{args.model} at {args.size}x{args.size}, batch {args.batch_size}, {args.threads} thread(s), {cpu}, "
+        f"{result['date']}\n"
+    )
     print("| text features | s/step | images/s | peak RSS (MiB) |\n|---|---:|---:|---:|")
     for row in rows:
         label = "cached (frozen encoder)" if row["cache"] else "encoded every step"
-        print(f"| {label} | {row['seconds_per_step']:.2f} | {row['images_per_s']:.2f} | {row['peak_rss_mib']:.0f} |")
+        print(
+            f"| {label} | {row['seconds_per_step']:.2f} | {row['images_per_s']:.2f} | {row['peak_rss_mib']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

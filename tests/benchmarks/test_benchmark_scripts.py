@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -142,6 +143,39 @@ def test_a_run_held_by_a_live_process_is_skipped_and_a_stale_lock_is_taken(tmp_p
     assert common._claim(lock)
 
 
+def synth_spec(tmp_path: Path, method: str = "lsms-nano", seed: int = 0, **args) -> common.RunSpec:
+    namespace = argparse.Namespace(
+        **{
+            "max_eval": None, "synth_dir": tmp_path, "qata_dir": tmp_path, "steps": None, "batch_size": 8,
+            "lr": 1e-3, "val_every": None, "qata_steps": 150, "train_text": "mixed", **args,
+        }
+    )  # fmt: skip
+    data, budget = compare.dataset_specs(namespace)["synth"]
+    return compare.make_spec(compare.METHODS_BY_ID[method], data, budget, seed)
+
+
+def test_compare_trains_on_mixed_expressions_and_feeds_every_stage_to_the_nano_decoder(tmp_path):
+    config = common._train_config(synth_spec(tmp_path), tmp_path / "run", threads=1)
+    assert config.data.text_variant == "mixed"
+    assert tuple(config.model.overrides["decoder_stages"]) == (1, 2, 3, 4)
+    textfree = common._train_config(synth_spec(tmp_path, "lsms-nano-textfree"), tmp_path / "run", 1)
+    assert textfree.model.overrides == {"decoder_stages": (1, 2, 3, 4), "use_text": False}
+    full = common._train_config(synth_spec(tmp_path, train_text="full"), tmp_path / "run", 1)
+    assert full.data.text_variant == "full"
+
+
+def test_a_run_folder_of_another_protocol_is_not_reused(tmp_path):
+    from lsms.training.config import dump_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dump_config(common._train_config(synth_spec(tmp_path), run_dir, 1), run_dir / "config.yaml")
+    common._check_same_config(run_dir, common._train_config(synth_spec(tmp_path), run_dir, threads=2))
+    other = common._train_config(synth_spec(tmp_path, train_text="full", steps=100), run_dir, 1)
+    with pytest.raises(SystemExit, match=r"another config \(data.text_variant, train.max_steps\)"):
+        common._check_same_config(run_dir, other)
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end_run_then_skip(tmp_path):
     args = [
@@ -155,6 +189,7 @@ def test_tiny_end_to_end_run_then_skip(tmp_path):
     lsms = first["synth__lsms-nano__s0"]
     assert set(lsms["metrics"]) == set(compare.TEXT_VARIANTS) and lsms["metrics"]["full"]["n"] == 3
     assert lsms["budget"]["steps"] == 2 and lsms["uses_text"] is True
+    assert lsms["budget"]["text_variant"] == "mixed"
     assert set(first["synth__unet-small__s0"]["metrics"]) == {"full"}
     # A second call finds the JSONs and trains nothing.
     (tmp_path / "runs").rename(tmp_path / "moved")

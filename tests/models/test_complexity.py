@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import torch.nn as nn
 
 import lsms
 from lsms.cli import main
 from lsms.models.complexity import count_macs, count_parameters, module_parameters
+from lsms.models.paper_table2 import paper_row
 
 
 def test_counts_add_up_and_scale_with_input_size(tiny_bert_dir):
@@ -47,3 +50,20 @@ def test_info_cli_prints_params_and_flops(capsys):
     assert main(["info", "--model", "lsms-nano", "--size", "64", "64"]) == 0
     out = capsys.readouterr().out
     assert "params: visual 0.58M" in out and "one multiply-add counts as 1" in out and "| decoder |" in out
+    assert "paper Table 2, LSMS (full-size network): params 8.78M, Flops 8.91G (MACs, as above)" in out
+
+
+def test_info_puts_the_papers_table2_row_beside_each_baseline(capsys):
+    assert main(["info", "--model", "unet-small", "--size", "32", "32"]) == 0
+    assert "paper Table 2, U-Net (full-size network): params 14.8M, Flops 50.3G (probably 2 x MACs)" in (
+        capsys.readouterr().out
+    )
+    assert main(["info", "--model", "attention-unet-small", "--size", "32", "32", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["paper_table2"]
+    assert row["method"] == "AttUNet" and row["params_m"] == 34.9 and row["qata"] == [79.31, 70.04]
+
+
+def test_paper_rows_follow_the_text_mode():
+    assert paper_row("lsms", uses_text=False).refhl == (58.75, 49.39)
+    assert paper_row("lvit-small").gflops == 54.1
+    assert paper_row("late-fusion-unet") is None  # not in the paper

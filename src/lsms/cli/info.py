@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 
@@ -37,6 +38,7 @@ def _giga(count: int) -> str:
 def run(args: argparse.Namespace) -> int:
     import lsms
     from lsms.models.complexity import count_macs, count_parameters, module_parameters
+    from lsms.models.paper_table2 import paper_row
 
     if args.list:
         print("\n".join(lsms.list_models()))
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     params = count_parameters(model)
     macs = count_macs(model, size)
     module_params = module_parameters(model)
+    paper = paper_row(getattr(model, "architecture", ""), getattr(model, "uses_text", False))
     if args.json:
         print(
             json.dumps(
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     "macs": macs,
                     "module_params": module_params,
                     "mac_convention": "1 multiply-add = 1",
+                    "paper_table2": dataclasses.asdict(paper) if paper else None,
                 },
                 indent=2,
             )
@@ -74,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
         f"FLOPs: total {_giga(macs['total'])}, text encoder {_giga(macs['text_encoder'])}, "
         f"without text encoder {_giga(macs['total'] - macs['text_encoder'])}"
     )
+    if paper is not None:
+        # LSMS's 8.91G is MACs; the baseline figures match 2 x MACs (docs/baselines.md)
+        convention = "MACs, as above" if paper.method.startswith("LSMS") else "probably 2 x MACs"
+        print(
+            f"paper Table 2, {paper.method} (full-size network): params {paper.params_m}M, "
+            f"Flops {paper.gflops}G ({convention}); Dice RefHL-Seg {paper.refhl[0]:.2f}, "
+            f"QaTa-COV19 {paper.qata[0]:.2f}, MosMedData+ {paper.mosmed[0]:.2f}"
+        )
     print("\n| module | params | FLOPs |\n|---|---:|---:|")
     for module in sorted(set(module_params) | set(macs["by_module"])):
         print(

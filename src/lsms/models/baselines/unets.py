@@ -5,7 +5,7 @@ Each wrapper follows the model interface of docs/architecture.md: image (B, in_c
 the logits cropped back). They take and ignore the text arguments, so one call site serves every model.
 
 Presets (parameters at 1x224x224, Table 2 in brackets; see docs/baselines.md):
-``unet`` 13.4M (14.8M), ``unetpp`` 36.5M (74.5M), ``attention-unet`` 31.7M (34.9M), and ``-small``
+``unet`` 10.5M (14.8M), ``unetpp`` 36.5M (74.5M), ``attention-unet`` 31.7M (34.9M), and ``-small``
 variants (widths 16..256) for CPU.
 """
 
@@ -36,7 +36,7 @@ class UNetConfig(BaselineConfig):
 
     in_chans: int = 1
     channels: tuple[int, ...] = DEFAULT_CHANNELS
-    num_res_units: int = 1
+    num_res_units: int = 0  # >= 1 ends in a 1-channel residual unit that barely trains (docs/baselines.md)
     dropout: float = 0.0
 
     def validate(self) -> None:
@@ -199,7 +199,7 @@ class AttentionUNet(PaddedSegmenter):
 
 @register_model("unet")
 def unet(**overrides) -> UNet:
-    """U-Net, widths 64..1024 with one residual unit per level (13.4M parameters)."""
+    """U-Net, widths 64..1024, one plain convolution per level (10.5M parameters)."""
     return UNet(UNetConfig.from_dict(overrides))
 
 
