@@ -3,7 +3,7 @@ and on QaTa-COV19, evaluated with full, half and quarter text and with shuffled 
 
     python benchmarks/compare.py --datasets synth --seeds 0            # the comparison, seed 0
     python benchmarks/compare.py --headline-seeds 0 1 2                # LSMS vs best text baseline vs text-free
-    python benchmarks/compare.py --datasets qata --seeds 0             # QaTa-COV19 (lsms-nano, lvit-small, unet-small)
+    python benchmarks/compare.py --datasets qata --seeds 0             # QaTa-COV19, every method
     python benchmarks/compare.py --report-only --out-md table2.md      # tables and plots from the JSONs
 
 Each (dataset, method, seed) writes benchmarks/results/compare/<key>.json and is skipped when it exists.
@@ -87,7 +87,6 @@ METHODS: tuple[Method, ...] = (
 METHODS_BY_ID = {method.id: method for method in METHODS}
 TEXT_BASELINES = ("lvit-small", "late-fusion-unet-small")
 HEADLINE = ("lsms-nano", "lsms-nano-textfree")  # + the best text baseline of seed 0
-QATA_METHODS = ("lsms-nano", "lvit-small", "unet-small")
 
 
 def dataset_specs(args: argparse.Namespace) -> dict[str, tuple[DataSpec, Budget]]:
@@ -332,11 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = dataset_specs(args)
         queue = []
         for dataset in args.datasets:
-            default_ids = QATA_METHODS if dataset == "qata" else list(METHODS_BY_ID)
             data, budget = specs[dataset]
             for seed in args.seeds:
                 queue += [
-                    make_spec(METHODS_BY_ID[m], data, budget, seed) for m in (args.methods or default_ids)
+                    make_spec(METHODS_BY_ID[m], data, budget, seed) for m in (args.methods or METHODS_BY_ID)
                 ]
         if args.headline_seeds:
             baseline = best_text_baseline(load_results(results_dir))
