@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -87,10 +86,8 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
-    except (OSError, ValueError, subprocess.CalledProcessError):
-        nproc = os.cpu_count() or 0
+    # not `nproc`: it reports OMP_NUM_THREADS when that is set, as the benchmark queues do
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
     return {"nproc": nproc, "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
 
 

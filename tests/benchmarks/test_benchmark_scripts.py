@@ -196,3 +196,10 @@ def test_tiny_end_to_end_run_then_skip(tmp_path):
     assert compare.main(args) == 0
     assert not (tmp_path / "runs").exists()
     assert common.load_results(tmp_path / "results") == first
+
+
+def test_machine_info_counts_usable_cores_not_omp_threads(monkeypatch):
+    import os
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the queues set it; GNU nproc would then say 1
+    assert common.machine_info()["nproc"] == len(os.sched_getaffinity(0))
