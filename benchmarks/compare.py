@@ -225,41 +225,49 @@ def text_controls(
 
 
 def headline(results: dict[str, dict], dataset: str = "synth") -> str:
-    """LSMS with text vs the best text baseline vs LSMS text-free over every seed found (mean ± std)."""
-    baseline = best_text_baseline(results, dataset)
+    """LSMS with text vs the text baselines vs LSMS text-free over every seed found (mean ± std), and
+    LSMS's lead over each row on the seeds both share (paired, so seed-to-seed luck cancels)."""
+
+    def dice_by_seed(method_id: str, variant: str) -> dict[int, dict]:
+        found = (r for r in results.values() if r.get("method") == method_id and r["data"]["name"] == dataset)
+        return {
+            r["seed"]: r["metrics"][variant]
+            for r in sorted(found, key=lambda r: r["seed"])
+            if variant in r["metrics"]
+        }
+
+    lsms = {seed: m["dice"] for seed, m in dice_by_seed("lsms-nano", "full").items()}
     rows = []
     for method_id, variant in [
         ("lsms-nano", "full"),
-        (baseline, "full"),
+        *((baseline, "full") for baseline in TEXT_BASELINES),
         ("lsms-nano", "shuffled"),
         ("lsms-nano-textfree", "full"),
     ]:
-        if method_id is None:
+        metrics = dice_by_seed(method_id, variant)
+        if not metrics:
             continue
-        found = sorted(
-            (r for r in results.values() if r.get("method") == method_id and r["data"]["name"] == dataset),
-            key=lambda r: r["seed"],
-        )
-        found = [r for r in found if variant in r["metrics"]]
-        if not found:
-            continue
-        dice = [r["metrics"][variant]["dice"] for r in found]
-        miou = [r["metrics"][variant]["miou"] for r in found]
-        (dm, ds), (im, is_) = mean_std(dice), mean_std(miou)
+        dice = [m["dice"] for m in metrics.values()]
+        (dm, ds), (im, is_) = mean_std(dice), mean_std([m["miou"] for m in metrics.values()])
+        shared = [seed for seed in metrics if seed in lsms]
+        lead = "–"
+        if shared and (method_id, variant) != ("lsms-nano", "full"):
+            mean, std = mean_std([lsms[seed] - metrics[seed]["dice"] for seed in shared])
+            lead = f"{100 * mean:+.2f} ± {100 * std:.2f} ({len(shared)})"
         label = METHODS_BY_ID[method_id].label + (" with shuffled text" if variant == "shuffled" else "")
         rows.append(
             [
                 label,
-                len(found),
-                str([r["seed"] for r in found]),
+                len(metrics),
+                str(list(metrics)),
                 f"{100 * dm:.2f} ± {100 * ds:.2f}",
                 f"{100 * im:.2f} ± {100 * is_:.2f}",
                 " / ".join(pct(v) for v in dice),
+                lead,
             ]
         )
-    return markdown_table(
-        ["Method", "runs", "seeds", "Dice mean ± std", "mIoU mean ± std", "Dice per seed"], rows
-    )
+    headers = ["Method", "runs", "seeds", "Dice mean ± std", "mIoU mean ± std", "Dice per seed"]
+    return markdown_table([*headers, "LSMS lead, paired (seeds)"], rows)
 
 
 def plots(results: dict[str, dict], out_dir: Path, seed: int = 0) -> list[Path]:

@@ -81,15 +81,18 @@ def test_text_controls_report_the_full_minus_shuffled_gap(compare_results):
     assert row[7] == "+50.00"
 
 
-def test_headline_averages_over_seeds_and_picks_the_best_text_baseline(compare_results):
+def test_headline_averages_over_seeds_and_pairs_lsms_with_every_text_baseline(compare_results):
     assert compare.best_text_baseline(compare_results) == "late-fusion-unet-small"
     assert compare.best_text_baseline({}) is None
     table = compare.headline(compare_results)
     lsms = table_row(table, "LSMS (lsms-nano)")
-    assert lsms[1:4] == ["2", "[0, 1]", "85.00 ± 7.07"]
-    assert table_row(table, "Late-fusion U-Net (small)")[3] == "60.00 ± 0.00"
-    assert table_row(table, "LSMS (lsms-nano) with shuffled text")[3] == "30.00 ± 0.00"
-    assert "LViT" not in table
+    assert lsms[1:4] == ["2", "[0, 1]", "85.00 ± 7.07"] and lsms[6] == "–"
+    late_fusion = table_row(table, "Late-fusion U-Net (small)")
+    assert late_fusion[3] == "60.00 ± 0.00"
+    assert late_fusion[6] == "+20.00 ± 0.00 (1)"  # paired on seed 0 only: 80 - 60
+    assert table_row(table, "LViT (lvit-small)")[3] == "50.00 ± 0.00"
+    shuffled = table_row(table, "LSMS (lsms-nano) with shuffled text")
+    assert shuffled[3] == "30.00 ± 0.00" and shuffled[6] == "+55.00 ± 7.07 (2)"  # 80-30, 90-30
 
 
 def test_report_only_writes_tables_and_plots(tmp_path, compare_results, capsys):
