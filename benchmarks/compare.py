@@ -298,8 +298,9 @@ def report(results: dict[str, dict], out_dir: Path | None = None) -> str:
     parts = [
         f"## Table 2 at CPU scale (seed 0)\n\n{table2(results, 0, datasets)}",
         f"## Text controls (seed 0)\n\n{text_controls(results, 0, datasets)}",
-        f"## Headline (synthetic benchmark, all seeds)\n\n{headline(results)}",
     ]
+    names = {"synth": "synthetic benchmark", "qata": "QaTa-COV19"}
+    parts += [f"## Headline ({names[d]}, all seeds)\n\n{headline(results, d)}" for d in datasets]
     for dataset in datasets:
         subset = [r for r in results.values() if r["data"]["name"] == dataset]
         parts.append(f"{dataset}: {budget_line(subset)}")

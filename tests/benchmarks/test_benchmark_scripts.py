@@ -100,7 +100,12 @@ def test_report_only_writes_tables_and_plots(tmp_path, compare_results, capsys):
         (tmp_path / f"{key}.json").write_text(json.dumps(result))
     out_md = tmp_path / "table2.md"
     assert compare.main(["--report-only", "--results-dir", str(tmp_path), "--out-md", str(out_md)]) == 0
-    assert "## Table 2 at CPU scale" in out_md.read_text()
+    report = out_md.read_text()
+    assert "## Table 2 at CPU scale" in report
+    assert (
+        "## Headline (synthetic benchmark, all seeds)" in report
+        and "## Headline (QaTa-COV19, all seeds)" in report
+    )
     for name in ("synth_dice.png", "synth_dice_vs_params_m.png", "synth_dice_vs_gmacs.png", "qata_dice.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
