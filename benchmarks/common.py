@@ -76,19 +76,27 @@ class RunSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # copied into the JSON (row labels etc.)
 
 
-def machine_info() -> dict[str, Any]:
-    """nproc, CPU model, torch version and the host's Python, for the results page."""
-    cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (else what ``platform`` knows)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """nproc, CPU model, torch version and the host's Python, for the results page."""
     # not `nproc`: it reports OMP_NUM_THREADS when that is set, as the benchmark queues do
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-    return {"nproc": nproc, "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "nproc": nproc,
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def now_utc() -> str:

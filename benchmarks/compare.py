@@ -228,7 +228,7 @@ def headline(results: dict[str, dict], dataset: str = "synth") -> str:
     """LSMS with text vs the text baselines vs LSMS text-free over every seed found (mean ± std), and
     LSMS's lead over each row on the seeds both share (paired, so seed-to-seed luck cancels)."""
 
-    def dice_by_seed(method_id: str, variant: str) -> dict[int, dict]:
+    def metrics_by_seed(method_id: str, variant: str) -> dict[int, dict]:
         found = (r for r in results.values() if r.get("method") == method_id and r["data"]["name"] == dataset)
         return {
             r["seed"]: r["metrics"][variant]
@@ -236,7 +236,7 @@ def headline(results: dict[str, dict], dataset: str = "synth") -> str:
             if variant in r["metrics"]
         }
 
-    lsms = {seed: m["dice"] for seed, m in dice_by_seed("lsms-nano", "full").items()}
+    lsms = {seed: m["dice"] for seed, m in metrics_by_seed("lsms-nano", "full").items()}
     rows = []
     for method_id, variant in [
         ("lsms-nano", "full"),
@@ -244,7 +244,7 @@ def headline(results: dict[str, dict], dataset: str = "synth") -> str:
         ("lsms-nano", "shuffled"),
         ("lsms-nano-textfree", "full"),
     ]:
-        metrics = dice_by_seed(method_id, variant)
+        metrics = metrics_by_seed(method_id, variant)
         if not metrics:
             continue
         dice = [m["dice"] for m in metrics.values()]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -53,13 +52,6 @@ def measure(preset: str, size: int, threads: int, repeats: int) -> dict:
     }
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,6 +66,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.threads, args.repeats)))
         return
+    from common import cpu_model  # here, not at the top: common imports torch, which only the children need
+
     rows = []
     for preset in args.presets:
         for size in args.sizes:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -28,15 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import cpu_model  # benchmarks/ is on sys.path when the script runs
 
 SENTENCE = "Bilateral pulmonary infection, two infected areas, lower left lung and lower right lung."
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def synthetic_volume(slices: int, size: int):

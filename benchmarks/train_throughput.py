@@ -79,6 +79,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args, cache=args.child == "cache")))
         return
+    from common import cpu_model  # here, not at the top: common imports torch, which only the children need
+
     rows = []
     for mode in ("cache", "no-cache"):
         command = [
@@ -102,14 +104,7 @@ def main() -> None:
                 subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
             )
         )
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
+    cpu = cpu_model()
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu,
