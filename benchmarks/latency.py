@@ -1,9 +1,20 @@
-"""CPU inference latency at batch 1 for every LSMS preset at 224 and 480, and peak memory.
+"""Side by side on the CPU: LSMS presets against the project's full-size LViT and U-Net baselines.
 
-Each (preset, size) runs in its own process so that peak RSS belongs to it alone. Weights are random
-(latency does not depend on them). Prints a markdown table and writes JSON.
+All models are built in ONE process and timed in interleaved rounds (every model once per round), so
+that background load hits them alike; each model's time is divided by LViT's *in the same round* and
+the median ratio is reported. Random weights, 224x224, text encoders outside the timed loop (word
+features computed once). Each model runs in two ways:
 
-    python benchmarks/latency.py --threads 1 --repeats 10 --out benchmarks/results/latency.json
+- ``reference``: float32, NCHW (what every model did before the CPU fast path);
+- ``fast``: the project's default runtime (``precision: auto`` = bfloat16 on CPUs with native bf16,
+  channels-last), as ``lsms train`` / ``lsms predict`` run.
+
+Measured: inference at batch 1, a training step at batch 8 (AdamW, Dice + BCE), achieved GFLOP/s
+(2 x MACs / time) against a GEMM peak measured here (2048^3 matmul), and each model's peak RSS in a
+child process of its own (one inference and one training step). Writes JSON and prints markdown:
+
+    python benchmarks/latency.py --threads 1 --rounds 5 --out benchmarks/results/latency_1thread.json
+    python benchmarks/latency.py --threads 2 --rounds 5 --out benchmarks/results/latency_2threads.json
 """
 
 from __future__ import annotations
@@ -15,91 +26,213 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
-PRESETS = ("lsms-nano", "lsms", "lsms-table1")
-SIZES = (224, 480)
+import torch
+from common import machine_info, now_utc
+
+MODELS = ("lvit", "unet", "lsms", "lsms-f1", "lsms-table1", "lsms-nano")
+TRAIN_MODELS = ("lvit", "unet", "lsms", "lsms-f1")
+RUNTIMES = {"reference": ("fp32", False), "fast": ("auto", True)}
+REFERENCE = ("lvit", "reference")
+SIZE = 224
+TRAIN_BATCH = 8
 
 
-def measure(preset: str, size: int, threads: int, repeats: int) -> dict:
-    """Runs inside the child process: median latency of ``repeats`` forward passes after one warm-up."""
-    import torch
-
+def make_runner(name: str, runtime: str, mode: str, batch: int) -> tuple[Callable[[], None], dict]:
+    """A closure running one forward (``eval``) or one AdamW step (``train``) of ``name``."""
     import lsms
+    from lsms.losses import DiceBCELoss
     from lsms.models.complexity import REFERENCE_SENTENCE
+    from lsms.runtime import autocast, autocast_dtype, set_channels_last
 
-    torch.set_num_threads(threads)
-    model = lsms.create_model(preset).eval()
-    image = torch.rand(1, 1, size, size)
-    tokens = model.tokenize([REFERENCE_SENTENCE])
-    timings = []
-    with torch.inference_mode():
-        model(image, **tokens)
-        for _ in range(repeats):
+    torch.manual_seed(0)
+    precision, channels_last = RUNTIMES[runtime]
+    model = set_channels_last(lsms.create_model(name), channels_last).train(mode == "train")
+    device = torch.device("cpu")
+    dtype = autocast_dtype(precision, device)
+    text: dict = {}
+    if getattr(model, "uses_text", False):
+        tokens = model.tokenize([REFERENCE_SENTENCE] * batch)
+        with torch.no_grad():
+            words, word_mask = model.encode_text(tokens["input_ids"], tokens["attention_mask"])
+        text = {"word_features": words, "word_mask": word_mask}
+    images = torch.rand(batch, 1, SIZE, SIZE)
+    info = {"precision_used": "bf16" if dtype is not None else "fp32"}
+    if mode == "eval":
+
+        def forward() -> None:
+            with torch.inference_mode(), autocast(device, dtype):
+                model(images, **text)
+
+        return forward, info
+    masks = (torch.rand(batch, 1, SIZE, SIZE) > 0.7).float()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss_fn = DiceBCELoss()
+
+    def step() -> None:
+        with autocast(device, dtype):
+            logits = model(images, **text)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, info
+
+
+def interleaved(runners: dict[tuple[str, str], Callable[[], None]], rounds: int) -> dict:
+    """Median seconds and median per-round ratio to :data:`REFERENCE` of every runner."""
+    for run in runners.values():
+        run()  # warm-up
+    seconds: dict = {key: [] for key in runners}
+    ratios: dict = {key: [] for key in runners}
+    for _ in range(rounds):
+        timed = {}
+        for key, run in runners.items():
             start = time.perf_counter()
-            model(image, **tokens)
-            timings.append(time.perf_counter() - start)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "preset": preset,
-        "size": size,
-        "threads": threads,
-        "repeats": repeats,
-        "median_ms": 1000 * statistics.median(timings),
-        "min_ms": 1000 * min(timings),
-        "peak_rss_mib": round(peak_mib, 1),
-    }
+            run()
+            timed[key] = time.perf_counter() - start
+        for key, value in timed.items():
+            seconds[key].append(value)
+            ratios[key].append(value / timed[REFERENCE])
+    return {key: (statistics.median(seconds[key]), statistics.median(ratios[key])) for key in runners}
 
 
-def main() -> None:
+def gemm_peak_gflops(threads: int) -> dict[str, float]:
+    """GFLOP/s of a 2048^3 matmul in float32 and bfloat16 (best of 3) with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    peaks = {}
+    for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
+        a @ b
+        best = min(_timed(lambda a=a, b=b: a @ b) for _ in range(3))
+        peaks[label] = 2 * 2048**3 / best / 1e9
+    return peaks
+
+
+def _timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def visual_macs(name: str) -> int:
+    import lsms
+    from lsms.models.complexity import count_macs
+
+    macs = count_macs(lsms.create_model(name), (SIZE, SIZE))
+    return macs["total"] - macs["text_encoder"]
+
+
+def child_memory(name: str, runtime: str, threads: int) -> dict:
+    """Runs in a child process: peak RSS after one inference (batch 1) and one training step (batch 8)."""
+    torch.set_num_threads(threads)
+    forward, _ = make_runner(name, runtime, "eval", 1)
+    forward()
+    after_inference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step, _ = make_runner(name, runtime, "train", TRAIN_BATCH)
+    step()
+    after_training = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_rss_inference_mib": after_inference, "peak_rss_train_mib": after_training}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
-    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency.json"))
-    parser.add_argument("--child", nargs=2, metavar=("PRESET", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--train-rounds", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-model peak-RSS children")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_1thread.json"))
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "RUNTIME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.threads, args.repeats)))
-        return
-    from common import cpu_model  # here, not at the top: common imports torch, which only the children need
+        print(json.dumps(child_memory(args.child[0], args.child[1], args.threads)))
+        return 0
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    eval_runners, train_runners, precision = {}, {}, {}
+    for name in MODELS:
+        for runtime in RUNTIMES:
+            eval_runners[(name, runtime)], info = make_runner(name, runtime, "eval", 1)
+            precision[(name, runtime)] = info["precision_used"]
+            if name in TRAIN_MODELS:
+                train_runners[(name, runtime)], _ = make_runner(name, runtime, "train", TRAIN_BATCH)
+    inference = interleaved(eval_runners, args.rounds)
+    training = interleaved(train_runners, args.train_rounds)
+    peaks = gemm_peak_gflops(args.threads)
+    macs = {name: visual_macs(name) for name in MODELS}
     rows = []
-    for preset in args.presets:
-        for size in args.sizes:
-            command = [
-                sys.executable,
-                __file__,
-                "--child",
-                preset,
-                str(size),
-                "--threads",
-                str(args.threads),
-                "--repeats",
-                str(args.repeats),
-            ]
+    for (name, runtime), (seconds, ratio) in inference.items():
+        achieved = 2 * macs[name] / seconds / 1e9
+        peak = peaks[precision[(name, runtime)]]
+        row = {
+            "model": name,
+            "runtime": runtime,
+            "precision": precision[(name, runtime)],
+            "gmacs": macs[name] / 1e9,
+            "inference_ms": 1000 * seconds,
+            "inference_ratio_to_lvit_reference": ratio,
+            "achieved_gflops": achieved,
+            "share_of_gemm_peak": achieved / peak,
+        }
+        if (name, runtime) in training:
+            train_seconds, train_ratio = training[(name, runtime)]
+            row |= {
+                "train_step_s": train_seconds,
+                "train_images_per_s": TRAIN_BATCH / train_seconds,
+                "train_ratio_to_lvit_reference": train_ratio,
+            }
+        if not args.no_memory:
+            command = [sys.executable, __file__, "--child", name, runtime, "--threads", str(args.threads)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(output.strip().splitlines()[-1]))
-            print(f"{preset} {size}: {rows[-1]['median_ms']:.0f} ms", file=sys.stderr)
+            row |= json.loads(output.strip().splitlines()[-1])
+        rows.append(row)
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "command": " ".join(sys.argv),
+        "date": now_utc(),
+        "command": " ".join(["python", *sys.argv]),
+        "threads": args.threads,
+        "size": SIZE,
+        "rounds": {"inference": args.rounds, "train": args.train_rounds},
+        "gemm_peak_gflops": peaks,
+        "machine": machine_info(),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(
-        f"CPU: {result['cpu']}, {args.threads} thread(s), batch 1, median of {args.repeats}, {result['date']}\n"
-    )
-    print("| preset | size | median latency (ms) | peak RSS (MiB) |\n|---|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['preset']} | {row['size']} | {row['median_ms']:.0f} | {row['peak_rss_mib']:.0f} |")
+    print(markdown(result))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    peaks = result["gemm_peak_gflops"]
+    lines = [
+        f"{result['threads']} thread(s), {result['size']}x{result['size']}, {result['machine']['cpu']}, "
+        f"{result['date']}; GEMM peak {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['bf16']:.0f} bf16",
+        "",
+        "| model | runtime | GMACs | inference ms (b1) | x LViT ref | GFLOP/s (% of peak) "
+        "| train step s (b8) | images/s | x LViT ref | peak RSS train MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        train = (
+            f"{r['train_step_s']:.2f} | {r['train_images_per_s']:.2f} | {r['train_ratio_to_lvit_reference']:.3f}"
+            if "train_step_s" in r
+            else "- | - | -"
+        )
+        memory = f"{r['peak_rss_train_mib']:.0f}" if "peak_rss_train_mib" in r else "-"
+        lines.append(
+            f"| {r['model']} | {r['runtime']} ({r['precision']}) | {r['gmacs']:.2f} | {r['inference_ms']:.0f} | "
+            f"{r['inference_ratio_to_lvit_reference']:.3f} | {r['achieved_gflops']:.0f} "
+            f"({100 * r['share_of_gemm_peak']:.0f}%) | {train} | {memory} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,7 +20,7 @@ mkdir -p "$out"
 } > "$out/run_info.txt"
 start=$(date +%s)
 lsms train --config configs/qata_paper.yaml "data.train=$data" "train.run_dir=$run" train.device=cuda \
-  train.amp=bf16 "train.max_steps=$steps" train.val_every=500 optim.lr=3e-4 train.threads=8 \
+  train.precision=bf16 "train.max_steps=$steps" train.val_every=500 optim.lr=3e-4 train.threads=8 \
   data.num_workers=8 train.progress=false "$@"
 echo "train_seconds: $(( $(date +%s) - start ))" >> "$out/run_info.txt"
 cp "$run/log.csv" "$out/log.csv"

@@ -30,11 +30,14 @@ def measure(args: argparse.Namespace, cache: bool) -> dict:
 
     import lsms
     from lsms.losses import DiceBCELoss
+    from lsms.runtime import autocast, autocast_dtype, set_channels_last
     from lsms.training.text_cache import TextFeatureCache
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    model = lsms.create_model(args.model).train()
+    device = torch.device("cpu")
+    dtype = autocast_dtype(args.precision, device)
+    model = set_channels_last(lsms.create_model(args.model), args.channels_last).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     loss_fn = DiceBCELoss()
     text_cache = TextFeatureCache(model) if cache else None
@@ -44,11 +47,12 @@ def measure(args: argparse.Namespace, cache: bool) -> dict:
     timings = []
     for step in range(args.steps + 1):
         start = time.perf_counter()
-        if text_cache is not None:
-            features, word_mask = text_cache.features(sentences)
-            logits = model(images, word_features=features, word_mask=word_mask)
-        else:
-            logits = model(images, **model.tokenize(sentences))
+        with autocast(device, dtype):  # as the trainer runs it (train.precision, train.channels_last)
+            if text_cache is not None:
+                features, word_mask = text_cache.features(sentences)
+                logits = model(images, word_features=features, word_mask=word_mask)
+            else:
+                logits = model(images, **model.tokenize(sentences))
         loss = loss_fn(logits, masks)
         optimizer.zero_grad()
         loss.backward()
@@ -64,6 +68,15 @@ def measure(args: argparse.Namespace, cache: bool) -> dict:
     }
 
 
+def dtype_used(precision: str):
+    """The autocast dtype ``precision`` resolves to on this CPU (None: float32)."""
+    import torch
+
+    from lsms.runtime import autocast_dtype
+
+    return autocast_dtype(precision, torch.device("cpu"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,6 +86,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--precision", default="auto", help="train.precision: auto, bf16 or fp32 (default auto)"
+    )
+    parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=True, help="train.channels_last"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_throughput.json"))
     parser.add_argument("--child", choices=["cache", "no-cache"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -98,6 +117,9 @@ def main() -> None:
             str(args.steps),
             "--threads",
             str(args.threads),
+            "--precision",
+            args.precision,
+            "--channels-last" if args.channels_last else "--no-channels-last",
         ]
         rows.append(
             json.loads(
@@ -113,13 +135,16 @@ def main() -> None:
         "size": args.size,
         "batch_size": args.batch_size,
         "threads": args.threads,
+        "precision": args.precision,
+        "precision_used": "bf16" if dtype_used(args.precision) else "fp32",
+        "channels_last": args.channels_last,
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"{args.model} at {args.size}x{args.size}, batch {args.batch_size}, {args.threads} thread(s), {cpu}, "
-        f"{result['date']}\n"
+        f"{args.model} at {args.size}x{args.size}, batch {args.batch_size}, {args.threads} thread(s), "
+        f"{result['precision_used']}, channels-last {args.channels_last}, {cpu}, {result['date']}\n"
     )
     print("| text features | s/step | images/s | peak RSS (MiB) |\n|---|---:|---:|---:|")
     for row in rows:

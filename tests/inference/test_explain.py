@@ -61,13 +61,14 @@ def test_heatmap_and_caption_pictures() -> None:
 
 def test_explain_features_match_the_model(checkpoint: Path, png_image: Path) -> None:
     model = lsms.from_pretrained(checkpoint)
-    result = explain(Predictor(model), png_image, SENTENCE, reduction="mean-abs")
+    # float32, the reference the direct forward pass below is compared with
+    result = explain(Predictor(model, precision="fp32"), png_image, SENTENCE, reduction="mean-abs")
     assert result.heatmaps.shape == (4, 70, 90)
     x = torch.from_numpy(resize_image(load_image(png_image), (64, 64)))[None, None]
     with torch.no_grad():
         _, features = model(x, **model.tokenize([SENTENCE]), return_features=True)
     np.testing.assert_allclose(result.heatmaps, stage_heatmaps(features, (70, 90), "mean-abs"), atol=1e-5)
-    same = Predictor(model).predict_2d(png_image, SENTENCE)
+    same = Predictor(model, precision="fp32").predict_2d(png_image, SENTENCE)
     np.testing.assert_allclose(result.prediction.probabilities, same.probabilities, atol=1e-6)
 
 

@@ -34,7 +34,7 @@ def test_predict_2d_matches_direct_model_call(checkpoint: Path, png_image: Path)
     model = lsms.from_pretrained(checkpoint)
     expected = direct_probabilities(model, load_image(png_image), SENTENCE)
     threshold = float(np.median(expected))  # splits this untrained model's output
-    result = Predictor(model, threshold=threshold).predict_2d(png_image, SENTENCE)
+    result = Predictor(model, threshold=threshold, precision="fp32").predict_2d(png_image, SENTENCE)
     assert result.probabilities.shape == (70, 90) and result.mask.shape == (70, 90)
     np.testing.assert_allclose(result.probabilities, expected, atol=1e-5)
     np.testing.assert_array_equal(result.mask, expected > threshold)
@@ -72,8 +72,8 @@ def test_segment_restores_training_mode_and_needs_an_image_size(checkpoint: Path
 
 def test_text_free_model_ignores_the_sentence(text_free_checkpoint: Path, png_image: Path) -> None:
     model = lsms.from_pretrained(text_free_checkpoint)
-    a = model.segment(png_image, "left", return_probabilities=True)[1]
-    b = model.segment(png_image, "", return_probabilities=True)[1]
+    a = model.segment(png_image, "left", return_probabilities=True, precision="fp32")[1]
+    b = model.segment(png_image, "", return_probabilities=True, precision="fp32")[1]
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, direct_probabilities(model, load_image(png_image), ""), atol=1e-5)
 

@@ -47,7 +47,7 @@ def test_overrides_are_parsed_as_yaml_and_coerced(tmp_path: Path) -> None:
         ("trainn.epochs=1", "'trainn'"),
         ("train.epochs=many", "train.epochs"),
         ("train.batch_size=0", "train.batch_size"),
-        ("train.amp=fp8", "train.amp"),
+        ("train.precision=fp8", "train.precision"),
         ("optim.lr", "optim.lr"),
     ],
 )

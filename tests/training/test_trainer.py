@@ -113,7 +113,9 @@ class _PixelNet(nn.Module):
 
     def save_pretrained(self, folder: Path, preprocess: dict | None = None) -> None:
         Path(folder).mkdir(parents=True)
-        save_file(self.state_dict(), str(Path(folder) / "model.safetensors"))
+        # contiguous: the trainer may hold the weights in channels-last order
+        state = {name: tensor.contiguous() for name, tensor in self.state_dict().items()}
+        save_file(state, str(Path(folder) / "model.safetensors"))
 
 
 if "test-pixelnet" not in list_models():
@@ -172,3 +174,38 @@ def test_text_free_model_and_trainable_text_encoder(tiny_manifest: Path, tiny_co
     before = next(tuned.model.text_encoder.parameters()).detach().clone()
     tuned.fit()
     assert not torch.equal(before, next(tuned.model.text_encoder.parameters()))
+
+
+def test_bf16_training_lowers_the_loss_like_fp32(run, tmp_path: Path) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run_dir = run(
+            tmp_path / precision,
+            train={"precision": precision, "max_steps": 12, "val_every": None, "batch_size": 4},
+            data={"val_split": None},
+        )
+        losses[precision] = [float(row["loss"]) for row in _log(run_dir) if row["loss"]]
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["precision"] == precision
+    first, last = (
+        {p: sum(v[:3]) / 3 for p, v in losses.items()},
+        {p: sum(v[-3:]) / 3 for p, v in losses.items()},
+    )
+    assert last["fp32"] < first["fp32"] and last["bf16"] < first["bf16"]
+    assert abs(last["bf16"] - last["fp32"]) < 0.1 * last["fp32"]  # the same course, to bf16's precision
+
+
+@pytest.mark.parametrize("preset", ["lsms", "lsms-f1"])
+def test_each_decoder_alignment_trains_saves_and_loads(
+    run, tmp_path: Path, tiny_bert_dir: Path, preset: str
+) -> None:
+    small = {"embed_dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1], "decoder_channels": 32}
+    run_dir = run(
+        tmp_path / preset,
+        model={"name": preset, "overrides": {**small, "text_encoder": str(tiny_bert_dir)}},
+        train={"max_steps": 1, "val_every": None},
+        data={"val_split": None},
+    )
+    model = lsms.from_pretrained(run_dir / "best")
+    assert model.architecture == preset
+    assert model.config.decoder_align_stage == (2 if preset == "lsms" else 1)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lsms.errors import CheckpointError, ConfigError, DataError
+from lsms.runtime import PRECISIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the 'shuffled' derangement (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="autocast precision (default auto: bf16 on GPUs and on CPUs with native bfloat16, else fp32)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -78,34 +85,21 @@ def _image_size(size: list[int] | None, preprocess: dict, checkpoint: Path) -> t
     return (int(size[0]), int(size[-1]))
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
     from lsms.data.io import parse_window
     from lsms.data.samples import load_samples
     from lsms.evaluation import evaluate
     from lsms.models.pretrained import from_pretrained
+    from lsms.runtime import resolve_device, set_channels_last
 
     preprocess = _preprocess_of(args.checkpoint)
     image_size = _image_size(args.size, preprocess, args.checkpoint)
     window = parse_window(args.window if args.window is not None else preprocess.get("window"))
-    device = _device(args.device)
+    device = resolve_device(args.device)
     samples = load_samples(args.data, split=None if args.split == "all" else args.split)
     if not samples:
         raise DataError(f"{args.data}: no samples in split {args.split!r} (use --split all for every row)")
-    model = from_pretrained(args.checkpoint, device=str(device))
+    model = set_channels_last(from_pretrained(args.checkpoint, device=str(device)))
     result = evaluate(
         model,
         samples,
@@ -117,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         window=window,
         num_workers=args.workers,
+        precision=args.precision,
     )
     result.settings = {
         "checkpoint": str(args.checkpoint.resolve()),

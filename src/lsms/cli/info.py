@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     macs = count_macs(model, size)
     module_params = module_parameters(model)
     paper = paper_row(getattr(model, "architecture", ""), getattr(model, "uses_text", False))
+    config = getattr(model, "config", None)
+    align_stage = getattr(config, "decoder_align_stage", None) if getattr(config, "use_fsd", False) else None
     if args.json:
         print(
             json.dumps(
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     "macs": macs,
                     "module_params": module_params,
                     "mac_convention": "1 multiply-add = 1",
+                    "decoder_align_stage": align_stage,
                     "paper_table2": dataclasses.asdict(paper) if paper else None,
                 },
                 indent=2,
@@ -78,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         f"FLOPs: total {_giga(macs['total'])}, text encoder {_giga(macs['text_encoder'])}, "
         f"without text encoder {_giga(macs['total'] - macs['text_encoder'])}"
     )
+    if align_stage is not None:
+        print(
+            f"decoder: Full-Scale Decoder aligned at F{align_stage} (1/{2 ** (align_stage + 1)} of the input; "
+            "presets lsms: F2, lsms-f1: F1)"
+        )
     if paper is not None:
         # LSMS's 8.91G is MACs; the baseline figures match 2 x MACs (docs/baselines.md)
         convention = "MACs, as above" if paper.method.startswith("LSMS") else "probably 2 x MACs"

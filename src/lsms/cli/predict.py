@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lsms.errors import ConfigError
+from lsms.runtime import PRECISIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch")
     parser.add_argument("--onnx", type=Path, help="the ONNX file of --backend onnx (see `lsms export`)")
     parser.add_argument("--device", default="cpu", help="PyTorch device (default: cpu)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="PyTorch autocast precision (default auto: bf16 on GPUs and on CPUs with native bfloat16, else fp32)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -67,6 +74,7 @@ def make_predictor(args: argparse.Namespace):
         threshold=args.threshold,
         batch_size=args.batch_size,
         onnx=args.onnx if args.backend == "onnx" else None,
+        precision=args.precision,
     )
 
 

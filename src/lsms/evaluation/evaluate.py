@@ -21,6 +21,7 @@ from lsms.data.io import CTWindow, load_mask, parse_window
 from lsms.errors import ConfigError, DataError
 from lsms.evaluation.metrics import MetricAccumulator
 from lsms.evaluation.text_variants import apply_text_variant
+from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name
 
 if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
@@ -85,6 +86,7 @@ def evaluate(
     progress: bool = True,
     window: str | CTWindow | tuple[float, float] | None = None,
     num_workers: int = 0,
+    precision: str = "auto",
 ) -> EvaluationResult:
     """Predict every sample and score it against its original-resolution mask.
 
@@ -97,6 +99,8 @@ def evaluate(
     Args:
         window: CT window for DICOM/NIfTI images: a preset name (``"liver"``), ``"level,width"``, a
             (level, width) pair or a ``CTWindow``; ``None`` keeps the dataset's default scaling.
+        precision: autocast precision of the forward pass (:mod:`lsms.runtime`; ``auto``: bfloat16
+            where the hardware has it). The one used is recorded in ``settings["precision"]``.
     """
     if not samples:
         raise DataError("evaluation: no samples to evaluate (empty split or manifest?)")
@@ -108,40 +112,37 @@ def evaluate(
     ct_window = parse_window(window)
     uses_text = bool(getattr(model, "uses_text", False))
     device = _model_device(model)
+    dtype = autocast_dtype(precision, device)
     dataset = ReferringDataset(samples, image_size=tuple(image_size), augment=False, window=ct_window)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_referring
     )
     accumulator = MetricAccumulator()
     rows: list[dict] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(samples), desc="eval", unit="img", disable=not progress) as bar,
-        ):
-            for batch in loader:
-                indices = [int(index) for index in batch["index"]]
-                image = batch["image"].to(device)
-                if uses_text:
-                    tokens = model.tokenize([texts[index] for index in indices])
-                    logits = model(image, tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
-                else:
-                    logits = model(image)
-                if logits.shape[1] != 1:
-                    raise ValueError(
-                        f"evaluation expects single-channel logits (B,1,H,W), got {tuple(logits.shape)}"
-                    )
-                for logit, index in zip(logits, indices, strict=True):
-                    sample = samples[index]
-                    target = load_mask(sample.mask, sample.slice)
-                    pred = _threshold_at_size(logit, target.shape, threshold)
-                    row = accumulator.update(pred, target, sample.id)
-                    rows.append({**row, "text": texts[index] if uses_text else None})
-                bar.update(len(indices))
-    finally:
-        model.train(was_training)
+    with (
+        eval_mode(model),
+        autocast(device, dtype),
+        tqdm(total=len(samples), desc="eval", unit="img", disable=not progress) as bar,
+    ):
+        for batch in loader:
+            indices = [int(index) for index in batch["index"]]
+            image = batch["image"].to(device)
+            if uses_text:
+                tokens = model.tokenize([texts[index] for index in indices])
+                logits = model(image, tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+            else:
+                logits = model(image)
+            if logits.shape[1] != 1:
+                raise ValueError(
+                    f"evaluation expects single-channel logits (B,1,H,W), got {tuple(logits.shape)}"
+                )
+            for logit, index in zip(logits, indices, strict=True):
+                sample = samples[index]
+                target = load_mask(sample.mask, sample.slice)
+                pred = _threshold_at_size(logit, target.shape, threshold)
+                row = accumulator.update(pred, target, sample.id)
+                rows.append({**row, "text": texts[index] if uses_text else None})
+            bar.update(len(indices))
     settings = {
         "text_variant": text_variant,
         "threshold": threshold,
@@ -149,6 +150,7 @@ def evaluate(
         "image_size": list(image_size),
         "window": None if ct_window is None else [ct_window.level, ct_window.width],
         "uses_text": uses_text,
+        "precision": precision_name(dtype),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if text_variant == "shuffled":

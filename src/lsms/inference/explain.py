@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from lsms.errors import ConfigError
-from lsms.inference.predictor import ImageInput, Prediction, Predictor, _eval_mode
+from lsms.inference.predictor import ImageInput, Prediction, Predictor
+from lsms.runtime import autocast, eval_mode
 from lsms.viz.overlay import overlay_mask
 
 REDUCTIONS = ("l2", "mean-abs")
@@ -118,7 +119,9 @@ def explain(
     unit = predictor.read_image(image, slice_index)
     device = next(model.parameters()).device
     tokens = {k: v.to(device) for k, v in predictor.tokens([text]).items()}
-    with _eval_mode(model):
+    # the same precision as the predictor's PyTorch backend, so the mask matches `lsms predict`'s
+    dtype = getattr(predictor.backend, "dtype", None)
+    with eval_mode(model), autocast(device, dtype):
         logits, features = model(predictor.prepare([unit]).to(device), **tokens, return_features=True)
     probabilities, mask = predictor.finish(logits[0].float().cpu(), unit.shape)
     return Explanation(

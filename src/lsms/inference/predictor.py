@@ -9,7 +9,6 @@ The forward pass runs in PyTorch or, with ``onnx=PATH``, in ONNX Runtime (see :m
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from lsms.data.io import (
     parse_window,
 )
 from lsms.errors import ConfigError, DataError
+from lsms.runtime import autocast, autocast_dtype, eval_mode, set_channels_last
 
 ImageInput = np.ndarray | torch.Tensor | str | os.PathLike
 
@@ -54,18 +54,6 @@ class VolumePrediction:
     probabilities: np.ndarray
     mask: np.ndarray
     slices: range
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (fixed NMF bases, BatchNorm running statistics) and no autograd, then restore."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def array_to_unit(image: np.ndarray | torch.Tensor, window: CTWindow | None = None) -> np.ndarray:
@@ -117,16 +105,22 @@ def parse_slice_range(spec: str | tuple[int | None, int | None] | None, depth: i
 
 
 class TorchBackend:
-    """The model's own forward pass: (B, 1, h, w) images + tokens -> logits (B, 1, h, w) on the CPU."""
+    """The model's own forward pass: (B, 1, h, w) images + tokens -> logits (B, 1, h, w) on the CPU.
+
+    ``precision`` as in :mod:`lsms.runtime` (``auto``: bfloat16 where the hardware has it); with
+    ``channels_last`` the model's weights are moved to NHWC order in place (same arithmetic, faster).
+    """
 
     name = "pytorch"
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module, precision: str = "auto", channels_last: bool = True) -> None:
+        self.model = set_channels_last(model, channels_last)
+        self.device = next(model.parameters()).device
+        self.dtype = autocast_dtype(precision, self.device)
 
     def __call__(self, images: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        device = next(self.model.parameters()).device
-        with _eval_mode(self.model):
+        device = self.device
+        with eval_mode(self.model), autocast(device, self.dtype):
             logits = self.model(images.to(device), **{k: v.to(device) for k, v in tokens.items()})
         return logits.float().cpu()
 
@@ -174,6 +168,7 @@ class Predictor:
         batch_size: images per forward pass (volumes, manifests).
         onnx: path of an exported ONNX model to run instead of PyTorch.
         threads: ONNX Runtime intra-op threads (default: its own choice).
+        precision: PyTorch autocast precision, ``auto`` / ``bf16`` / ``fp32`` (see :mod:`lsms.runtime`).
     """
 
     def __init__(
@@ -186,6 +181,7 @@ class Predictor:
         batch_size: int = 8,
         onnx: str | os.PathLike | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         preprocess = getattr(model, "preprocess", None) or {}
         if image_size is None:
@@ -208,7 +204,7 @@ class Predictor:
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
         self.backend: TorchBackend | OnnxBackend = (
-            OnnxBackend(onnx, threads) if onnx is not None else TorchBackend(model)
+            OnnxBackend(onnx, threads) if onnx is not None else TorchBackend(model, precision)
         )
 
     @classmethod

@@ -65,8 +65,14 @@ class NMF2D(nn.Module):
         return bases * numerator / (denominator + 1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = x.shape
         # The factorisation runs in float32 even under autocast: the multiplicative updates divide.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._factorise(x)
+
+    def _factorise(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        # A view for either memory format: bmm reads the (D, N) matrices in place, transposed or not.
         x32 = x.float().reshape(batch * self.groups, channels // self.groups, height * width)
         if self.training:
             bases = F.normalize(
@@ -81,7 +87,10 @@ class NMF2D(nn.Module):
                 coef = self._update_coef(x32, bases, coef)
                 bases = self._update_bases(x32, bases, coef)
         coef = self._update_coef(x32, bases, coef)
-        reconstruction = torch.bmm(bases, coef.transpose(1, 2))
+        if channels_last:  # (N, D) products keep the channels-last layout: no transposing copy
+            reconstruction = torch.bmm(coef, bases.transpose(1, 2)).transpose(1, 2)
+        else:
+            reconstruction = torch.bmm(bases, coef.transpose(1, 2))
         return reconstruction.reshape(batch, channels, height, width).to(x.dtype)
 
 
@@ -135,6 +144,10 @@ class FullScaleDecoder(nn.Module):
         design: ``concat-head-mlp`` (the paper's FSD), ``mlp-concat-mlp`` (per-stage 1x1 projections,
             concat, 1x1 fuse, no Hamburger) or ``mlp-concat-head-mlp`` (projections before the head).
         channels: width of the projections, the Hamburger and the head.
+        align_stage: the stage whose feature size every selected feature is resized to (Position
+            Alignment). 1 is the paper's text ("the same feature map size of F_1"); 2 gives the paper's
+            cost figures ("2.1M parameters and 1.7G Flops" for the FSD) and is what SegNeXt's Hamburger
+            head does. The parameters are the same either way; the decoder's MACs fall about 4x at 2.
 
     Forward: list of F_i (B, C_i, H_i, W_i) and the output size -> logits (B, num_classes, H, W).
     """
@@ -148,6 +161,7 @@ class FullScaleDecoder(nn.Module):
         ham_rank: int = 16,
         num_classes: int = 1,
         dropout: float = 0.1,
+        align_stage: int = 1,
     ) -> None:
         super().__init__()
         if design not in DECODER_DESIGNS:
@@ -156,7 +170,10 @@ class FullScaleDecoder(nn.Module):
             raise ValueError(
                 f"decoder stages must be a non-empty subset of 1..{len(stage_channels)}, got {stages}"
             )
+        if align_stage not in range(1, len(stage_channels) + 1):
+            raise ValueError(f"decoder align_stage must be in 1..{len(stage_channels)}, got {align_stage}")
         self.stages = tuple(sorted(set(stages)))
+        self.align_stage = align_stage
         in_channels = [stage_channels[s - 1] for s in self.stages]
         self.projections = (
             nn.ModuleList(conv_norm_act(c, channels) for c in in_channels)
@@ -171,7 +188,7 @@ class FullScaleDecoder(nn.Module):
         self.head = SegmentationHead(channels, num_classes, dropout)
 
     def forward(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        aligned_size = features[0].shape[-2:]  # Position Alignment to F1's size, eq. (11)
+        aligned_size = features[self.align_stage - 1].shape[-2:]  # Position Alignment, eq. (11)
         selected = [features[s - 1] for s in self.stages]
         if self.projections is not None:
             selected = [project(f) for project, f in zip(self.projections, selected, strict=True)]

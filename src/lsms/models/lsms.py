@@ -1,12 +1,14 @@
 """LSMS: Language-guided Scale-aware MedSegmentor (Ouyang et al.), one file as in timm.
 
-Presets (see README for measured parameters and FLOPs):
+Presets (see README for measured parameters, MACs and speed):
 - ``lsms``: widths (32, 64, 160, 256), depths (3, 3, 5, 2) -- SegNeXt MSCAN-T -- and a 768-channel
-  Full-Scale Decoder: the reading of the paper consistent with its 8.78M parameters (with BERT-base's
-  768-d word features this preset has 8.780M parameters outside the text encoder, its FSD 2.14M where
-  the paper says 2.1M) and 8.91 GFLOPs (8.50 GMACs measured at 224x224);
-- ``lsms-table1``: widths (64, 128, 320, 512) as Table 1 prints them;
-- ``lsms-nano``: a small network for tests and CPU demos.
+  Full-Scale Decoder aligned at F2 (1/8 resolution): the reading of the paper consistent with its
+  8.78M parameters (8.780M outside the text encoder with BERT-base's 768-d word features, FSD 2.14M
+  where the paper says 2.1M) and with its FSD cost (1.85 GMACs at 224x224 where the paper says 1.7G);
+- ``lsms-f1``: the same network with the decoder aligned at F1 (1/4), as the paper's text describes
+  Position Alignment; same weights, about 3x the MACs (docs/architecture.md);
+- ``lsms-table1``: widths (64, 128, 320, 512) as Table 1 prints them, decoder aligned at F2;
+- ``lsms-nano``: a small network for tests and CPU demos (its 64-channel decoder is aligned at F1).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class LSMSConfig:
     pixel_map: PixelMap product of the Language-Guided Branch (Table 3b).
     use_fsd: Full-Scale Decoder, or a head on the last stage only (Table 3c).
     decoder_design / decoder_stages: Table 3d / 3e.
+    decoder_align_stage: the stage whose size the FSD resizes features to (1: the paper's text, the
+        default of checkpoints written before this field existed; 2: the paper's cost figures).
     block_style: "post-norm" (eqs. 2-3) or "pre-norm" (MSCAN style with layer scale).
     zero_init_branches: start post-norm blocks with zero SVLA / feed-forward outputs (trains; see README).
     use_text: False is the text-free mode (no Language-Guided Branch, no text encoder).
@@ -53,6 +57,7 @@ class LSMSConfig:
     decoder_design: str = "concat-head-mlp"
     decoder_stages: tuple[int, ...] = (2, 3, 4)
     decoder_channels: int = 768
+    decoder_align_stage: int = 1
     ham_rank: int = 16
     head_dropout: float = 0.1
     num_classes: int = 1
@@ -129,6 +134,7 @@ class LSMS(TextConditionedModel):
                 ham_rank=config.ham_rank,
                 num_classes=config.num_classes,
                 dropout=config.head_dropout,
+                align_stage=config.decoder_align_stage,
             )
         else:
             self.decoder = LastStageHead(dims[-1], config.num_classes, config.head_dropout)
@@ -185,14 +191,20 @@ def _build(defaults: dict, overrides: dict) -> LSMS:
 
 @register_model("lsms")
 def lsms(**overrides) -> LSMS:
-    """The paper-consistent default (MSCAN-T widths and depths)."""
-    return _build({}, overrides)
+    """The paper-consistent default (MSCAN-T widths and depths, FSD aligned at F2)."""
+    return _build({"decoder_align_stage": 2}, overrides)
+
+
+@register_model("lsms-f1")
+def lsms_f1(**overrides) -> LSMS:
+    """The default network with the FSD aligned at F1, as the paper's text describes it."""
+    return _build({"decoder_align_stage": 1}, overrides)
 
 
 @register_model("lsms-table1")
 def lsms_table1(**overrides) -> LSMS:
-    """Widths as printed in the paper's Table 1 (64, 128, 320, 512)."""
-    return _build({"embed_dims": (64, 128, 320, 512)}, overrides)
+    """Widths as printed in the paper's Table 1 (64, 128, 320, 512), FSD aligned at F2."""
+    return _build({"embed_dims": (64, 128, 320, 512), "decoder_align_stage": 2}, overrides)
 
 
 @register_model("lsms-nano")

@@ -50,6 +50,7 @@ PAPER_TABLE2: dict[str, PaperRow] = {row.method: row for row in _ROWS}
 # Registry presets -> the row of the architecture they implement (the -small presets are scaled down).
 _PRESET_ROWS = {
     "lsms": "LSMS",
+    "lsms-f1": "LSMS",
     "lsms-table1": "LSMS",
     "lsms-nano": "LSMS",
     "unet": "U-Net",

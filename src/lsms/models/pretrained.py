@@ -18,7 +18,7 @@ from lsms.errors import CheckpointError
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TEXT_ENCODER_DIR = "text_encoder"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: LSMS configs record decoder_align_stage (format 1 checkpoints were aligned at F1)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -91,6 +91,9 @@ def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
     folder = Path(folder)
     metadata = read_checkpoint_config(folder)
     config = dict(metadata["config"])
+    if metadata.get("format_version", 1) < 2 and "decoder_channels" in config:
+        # An LSMS saved before the alignment switch: its decoder ran at F1, whatever the preset's default now.
+        config.setdefault("decoder_align_stage", 1)
     if (folder / TEXT_ENCODER_DIR).is_dir():
         config["text_encoder"] = str(folder / TEXT_ENCODER_DIR)
     weights = folder / WEIGHTS_NAME

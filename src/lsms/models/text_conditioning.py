@@ -65,6 +65,7 @@ class TextConditionedModel(nn.Module):
         image_size=None,
         slice_index: int | None = None,
         return_probabilities: bool = False,
+        precision: str = "auto",
     ):
         """Segment what ``text`` refers to in one image; see :class:`lsms.inference.predictor.Predictor`.
 
@@ -72,11 +73,13 @@ class TextConditionedModel(nn.Module):
         scaled; HU need ``window``). Preprocessing defaults to ``self.preprocess`` (set by
         ``lsms.from_pretrained``). Returns a numpy bool mask (H, W) at the input's size, or
         ``(mask, probabilities)`` (float32 (H, W)) with ``return_probabilities``. Text-free models
-        ignore ``text``.
+        ignore ``text``. ``precision``: ``auto`` (bfloat16 where the hardware has it), ``bf16``, ``fp32``.
         """
         from lsms.inference.predictor import Predictor
 
-        predictor = Predictor(self, image_size=image_size, window=window, threshold=threshold)
+        predictor = Predictor(
+            self, image_size=image_size, window=window, threshold=threshold, precision=precision
+        )
         prediction = predictor.predict_2d(image, text, slice_index=slice_index)
         return (prediction.mask, prediction.probabilities) if return_probabilities else prediction.mask
 

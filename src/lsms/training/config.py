@@ -18,8 +18,7 @@ import yaml
 
 from lsms.data.samples import TRAINING_TEXT_VARIANTS
 from lsms.errors import ConfigError
-
-AMP_MODES = ("auto", "bf16", "fp16", "off")
+from lsms.runtime import PRECISIONS
 
 
 @dataclass
@@ -106,7 +105,8 @@ class TrainConfig:
     patience: int | None = None
     checkpoint_every: int | None = None
     log_every: int = 10
-    amp: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
     device: str = "auto"
     seed: int = 0
     threads: int = 1
@@ -206,7 +206,7 @@ class Config:
                 "an integer >= 1",
             ),
             (self.train.log_every >= 1, "train.log_every", "an integer >= 1"),
-            (self.train.amp in AMP_MODES, "train.amp", f"one of {AMP_MODES}"),
+            (self.train.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}"),
             (self.train.threads >= 1, "train.threads", "an integer >= 1"),
             (
                 self.train.stop_after_steps is None or self.train.stop_after_steps >= 1,

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from lsms.errors import ConfigError
 from lsms.losses import DiceBCELoss
+from lsms.runtime import autocast, autocast_dtype, resolve_device, set_channels_last
 from lsms.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -119,26 +120,6 @@ class _Position:
     last_val_step: int = -1
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``train.amp`` on ``device``; None disables mixed precision (always on CPU)."""
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
 def _set_text_trainable(model: nn.Module, trainable: bool) -> None:
     encoder = model.text_encoder
     if not trainable:
@@ -217,15 +198,15 @@ class Trainer:
         self.info = init_distributed(
             "cuda" if config.train.device != "cpu" and torch.cuda.is_available() else "cpu"
         )
-        self.device = _resolve_device(config.train.device, self.info.local_rank)
+        self.device = resolve_device(config.train.device, self.info.local_rank)
         self.run_dir = _make_run_dir(config, self.info)
         self.config = config = _absolute_paths(config, self.run_dir)
         self.resume = resume
-        self.amp_dtype = _amp_dtype(config.train.amp, self.device)
+        self.amp_dtype = autocast_dtype(config.train.precision, self.device)
         self.image_size = tuple(config.data.image_size)
 
         seed_everything(config.train.seed)  # same model initialisation on every rank
-        self.model = build_model(config).to(self.device)
+        self.model = set_channels_last(build_model(config).to(self.device), config.train.channels_last)
         self.uses_text = bool(getattr(self.model, "uses_text", False))
         encoder = getattr(self.model, "text_encoder", None)
         self.cache = (
@@ -364,12 +345,7 @@ class Trainer:
     def _forward(self, batch: dict[str, Any]) -> torch.Tensor:
         image = batch["image"].to(self.device, non_blocking=True)
         mask = batch["mask"].to(self.device, non_blocking=True)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else nullcontext()
-        )
-        with autocast:
+        with autocast(self.device, self.amp_dtype):
             if not self.uses_text:
                 logits = self.net(image)
             elif self.cache is not None:
@@ -412,6 +388,7 @@ class Trainer:
                     seed=self.config.train.seed,
                     progress=False,
                     window=self.config.data.window,
+                    precision=self.config.train.precision,
                 )
             dice = float(result.means["dice"])
             scalars = {

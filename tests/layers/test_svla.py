@@ -1,0 +1,34 @@
+"""SVLA building blocks: the transposed 1 x d strip convolution of the CPU fast path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsms.layers.svla import ConvUnit
+
+
+@pytest.mark.parametrize("kernel_size", [7, 11, 21])
+def test_transposed_row_convolution_equals_the_direct_one(kernel_size: int) -> None:
+    unit = ConvUnit(6, kernel_size)
+    x = torch.randn(2, 6, 13, 17).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    unit.transpose_row = False
+    direct = unit(x)
+    (direct.square().sum()).backward()
+    direct_grads = [x.grad.clone(), unit.conv_row.weight.grad.clone(), unit.conv_row.bias.grad.clone()]
+    x.grad = None
+    unit.zero_grad()
+    unit.transpose_row = True
+    transposed = unit(x)
+    (transposed.square().sum()).backward()
+    torch.testing.assert_close(transposed, direct, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(
+        [x.grad, unit.conv_row.weight.grad, unit.conv_row.bias.grad], direct_grads, strict=True
+    ):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_nchw_input_takes_the_direct_path() -> None:
+    unit = ConvUnit(4, 7)
+    x = torch.randn(1, 4, 9, 11)
+    assert torch.equal(unit(x), unit.conv_col(unit.conv_row(x)))
