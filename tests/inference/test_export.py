@@ -16,6 +16,7 @@ import lsms
 from lsms.errors import ConfigError
 from lsms.inference.export import export_onnx
 from lsms.inference.predictor import Predictor
+from lsms.runtime import set_channels_last
 
 SENTENCES = ["a lesion in the lower left lung", "two small nodules, upper right"]
 
@@ -49,6 +50,18 @@ def test_onnx_matches_pytorch(checkpoint: Path, onnx_file: Path, size: tuple[int
     assert logits.shape == (2, 1, *size)
     assert np.abs(logits - expected).max() <= 1e-4
     assert np.abs(expected[0] - expected[1]).max() > 1e-3  # the two rows really differ
+
+
+def test_default_preset_exports_with_parity(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    # the default `lsms` (FSD aligned at F2), exported from channels-last weights as predict holds them
+    model = set_channels_last(lsms.create_model("lsms", text_encoder=str(tiny_bert_dir))).eval()
+    path = export_onnx(model, tmp_path / "lsms.onnx", example_size=(64, 64))
+    image = torch.rand(2, 1, 96, 64, generator=torch.Generator().manual_seed(3))
+    tokens = model.tokenize(SENTENCES)
+    with torch.no_grad():
+        expected = model(image, **tokens).numpy()
+    feeds = {"image": image.numpy(), **{k: v.numpy() for k, v in tokens.items()}}
+    assert np.abs(_session(path).run(["logits"], feeds)[0] - expected).max() <= 1e-4
 
 
 def test_text_free_export_takes_the_image_only(text_free_checkpoint: Path, tmp_path: Path) -> None:

@@ -67,3 +67,13 @@ def test_paper_rows_follow_the_text_mode():
     assert paper_row("lsms", uses_text=False).refhl == (58.75, 49.39)
     assert paper_row("lvit-small").gflops == 54.1
     assert paper_row("late-fusion-unet") is None  # not in the paper
+
+
+def test_info_reports_the_decoder_alignment(capsys):
+    for preset, stage in (("lsms", 2), ("lsms-f1", 1)):
+        assert main(["info", "--model", preset, "--size", "64", "64"]) == 0
+        assert f"decoder: Full-Scale Decoder aligned at F{stage} (1/{2 ** (stage + 1)} of the input" in (
+            capsys.readouterr().out
+        )
+        assert main(["info", "--model", preset, "--size", "64", "64", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["decoder_align_stage"] == stage

@@ -167,8 +167,23 @@ def test_missing_checkpoint_folder_fails_clearly(tmp_path):
         lsms.from_pretrained(tmp_path / "nowhere")
 
 
+def test_format_1_checkpoints_of_the_default_preset_load_aligned_at_f1(tiny_bert_dir, tmp_path):
+    # Before format 2 the FSD always ran at F1; the `lsms` preset's default is F2 now.
+    small = {"embed_dims": (8, 16, 24, 32), "depths": (1, 1, 1, 1), "decoder_channels": 32}
+    model = lsms.create_model("lsms", text_encoder=str(tiny_bert_dir), decoder_align_stage=1, **small)
+    folder = model.save_pretrained(tmp_path / "old")
+    metadata = json.loads((folder / "config.json").read_text())
+    del metadata["config"]["decoder_align_stage"]
+    metadata["format_version"] = 1
+    (folder / "config.json").write_text(json.dumps(metadata))
+    assert lsms.from_pretrained(folder).config.decoder_align_stage == 1
+    metadata["format_version"] = 2  # a current checkpoint without the field takes the preset's default
+    (folder / "config.json").write_text(json.dumps(metadata))
+    assert lsms.from_pretrained(folder).config.decoder_align_stage == 2
+
+
 def test_registry_lists_presets_and_rejects_unknown_names():
-    assert {"lsms", "lsms-table1", "lsms-nano"} <= set(lsms.list_models())
+    assert {"lsms", "lsms-f1", "lsms-table1", "lsms-nano"} <= set(lsms.list_models())
     with pytest.raises(KeyError, match="unknown model"):
         lsms.create_model("lsms-huge")
 
