@@ -81,6 +81,14 @@ def test_relations_when_attributes_do_not_separate(described: Path) -> None:
     )
 
 
+def test_worked_example_in_the_docs_is_current(described: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text(encoding="utf-8")
+    rows = {row["id"]: row for row in _read_csv(described / "manifest.csv")}
+    for row_id in ("ct_z0_l1", "ct_z0_l2", "ct_z3_l3", "ct_z3_l4"):
+        row = rows[row_id]
+        assert f"| {row_id} | {row['text']} | {row['text_half']} | {row['text_quarter']} |" in docs, row_id
+
+
 def test_left_right_follow_the_affine_not_the_array(forms: dict[str, Path], tmp_path: Path) -> None:
     # The same arrays stored with the patient's left-right axis reversed: the lesions swap sides.
     hu, liver, masks = make_volume()
