@@ -122,8 +122,9 @@ def save_series(volume_zhw: np.ndarray, folder: Path) -> Path:
 
 
 def write_forms(root: Path, lesions: tuple[LesionSpec, ...] = LESIONS) -> dict[str, Path]:
-    """The same case in every input form: ct.nii.gz, labels.nii.gz (1 liver, 2 tumour), instances.nii.gz
-    with liver.nii.gz, and masks/ (one DICOM series per structure: liver, livertumor01, ...)."""
+    """The same case in every input form: ct.nii.gz (and series/ct, the same CT as DICOM), labels.nii.gz
+    (1 liver, 2 tumour), instances.nii.gz with liver.nii.gz, and masks/ (one DICOM series per
+    structure: liver, livertumor01, ..., portalvein)."""
     hu, liver, masks = make_volume(lesions)
     labels = liver.astype(np.uint8)
     instances = np.zeros(SHAPE, np.uint8)
@@ -132,6 +133,7 @@ def write_forms(root: Path, lesions: tuple[LesionSpec, ...] = LESIONS) -> dict[s
         instances[mask] = 10 * number  # instance values need not be 1..n
     paths = {
         "ct": save_nifti(hu, root / "ct.nii.gz"),
+        "ct_series": save_series(np.rint(hu), root / "series" / "ct"),  # the same CT as DICOM
         "labels": save_nifti(labels, root / "labels.nii.gz"),
         "instances": save_nifti(instances, root / "instances.nii.gz"),
         "liver": save_nifti(liver, root / "liver.nii.gz"),

@@ -19,12 +19,15 @@ from lsms.data.synth.expressions import identifies
 from lsms.errors import DataError
 
 # What the test volume's lesions are (see describe_helpers.LESIONS), as describe should measure them.
+_ALIKE = {"side": "right", "depth": "anterior", "level": "lower", "shape": "round", "density": "hypodense"}
 EXPECTED = (
-    {"side": "right", "depth": "anterior", "level": "lower", "shape": "round", "density": "hypodense", "margin": "well-defined"},
-    {"side": "right", "depth": "anterior", "level": "lower", "shape": "round", "density": "hypodense", "margin": "well-defined"},
-    {"side": "left", "depth": "posterior", "level": "upper", "shape": "oval", "density": "hyperdense", "margin": "ill-defined"},
-    {"side": "left", "depth": "anterior", "level": "upper", "shape": "irregular", "density": "hypodense", "margin": "well-defined"},
-)  # fmt: skip
+    {**_ALIKE, "margin": "well-defined"},
+    {**_ALIKE, "margin": "well-defined"},
+    {"side": "left", "depth": "posterior", "level": "upper", "shape": "oval", "density": "hyperdense"}
+    | {"margin": "ill-defined"},
+    {"side": "left", "depth": "anterior", "level": "upper", "shape": "irregular", "density": "hypodense"}
+    | {"margin": "well-defined"},
+)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -145,9 +148,10 @@ def test_each_input_form_gives_the_same_manifest(
         lesion_type="tumor",
     )
     summary = describe_dataset(forms["ct"], forms["masks"], tmp_path / "masks")  # DICOM series per structure
+    describe_dataset(forms["ct_series"], forms["labels"], tmp_path / "dicom_ct")  # the CT as a DICOM series
     assert summary["skipped"]["structures_ignored"] == {"ct": ["portalvein"]}
     files = sorted(p.relative_to(described) for p in described.rglob("*") if p.suffix in (".csv", ".png"))
-    for form in ("instances", "masks"):
+    for form in ("instances", "masks", "dicom_ct"):
         assert (
             sorted(
                 p.relative_to(tmp_path / form)

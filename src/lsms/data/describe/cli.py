@@ -12,10 +12,11 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     describe = data_subparsers.add_parser(
         "describe",
         help="make a referring dataset from labelled CT: measured lesion attributes, unique expressions",
-        description="Read a CT (NIfTI file or DICOM series folder; or a folder of them) and its labels (a label "
-        "map, an instance map, or a folder with one NIfTI/DICOM mask per structure); write manifest.csv (one "
-        "row per slice x lesion, full/half/quarter expressions that each match only their lesion), PNG "
-        "slices, masks, lesions.csv (measured attributes) and describe.json. See docs/data.md.",
+        description="Read a CT (NIfTI file or DICOM series folder; or a folder of them) and its labels "
+        "(a label map, an instance map, or a folder with one NIfTI/DICOM mask per structure); write "
+        "manifest.csv (one row per slice x lesion, full/half/quarter expressions that each match only "
+        "their lesion), PNG slices, masks, lesions.csv (measured attributes) and describe.json. "
+        "See docs/data.md.",
     )
     describe.add_argument(
         "--image", required=True, help="CT: NIfTI file, DICOM series folder, or a folder of them"

@@ -106,7 +106,8 @@ def parse_organ(spec: str | None) -> tuple[str, int | None]:
 
 
 def parse_lesion_labels(specs: list[str] | None) -> dict[int, str | None]:
-    """``["2=tumor", "3=cyst"]`` -> {2: "tumor", 3: "cyst"}; a bare ``"2"`` has no type. Default {2: tumor}."""
+    """``["2=tumor", "3=cyst"]`` -> {2: "tumor", 3: "cyst"}; a bare ``"2"`` has no type.
+    Default (LiTS, MSD Liver): {2: "tumor"}."""
     if not specs:
         return {2: "tumor"}
     labels: dict[int, str | None] = {}
