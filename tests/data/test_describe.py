@@ -72,12 +72,15 @@ def test_relations_when_attributes_do_not_separate(described: Path) -> None:
         index = _spec_index(described / rows[lesion["id"]]["mask"])
         text = rows[lesion["id"]]["text"]
         if index in (0, 1):  # alike but 22.5 mm apart: the one further to the patient's right
-            side = "right" if index == 0 else "left"
-            assert lesion["relation_full"] == side and text.startswith(
-                f"The more {side}-sided hypodense tumor"
-            )
+            side, other = ("right", 2) if index == 0 else ("left", 1)
+            assert lesion["relation_full"] == side
+            assert text.startswith(f"The more {side}-sided hypodense tumor")
+            assert lesion["relations"] == f"more {side}-sided than l{other}"  # same size: no larger/smaller
         else:  # the upper lesions differ in density, depth, shape and margin: no relation needed
             assert lesion["relation_full"] == "" and text.startswith("A hypo" if index == 3 else "A hyper")
+            # 36 mm apart front to back, 9 mm side to side (under the 15 mm margin), the same diameter
+            expected = {"3": "more anterior than l4", "4": "more posterior than l3"}[lesion["lesion"]]
+            assert lesion["relations"] == (expected if lesion["z"] != "5" else "")  # alone on slice 5
     assert rows["ct_z3_l4"]["text"] == (
         "A hyperdense tumor in the upper left posterior part of the liver, with a diameter of 28.1mm, "
         "oval shape, and ill-defined margin."

@@ -38,7 +38,7 @@ from lsms.data.describe.measure import (
     patient_coordinates,
     segment_of,
 )
-from lsms.data.describe.text import VOCABULARY, pool
+from lsms.data.describe.text import VOCABULARY, pool, relations_on_slice
 from lsms.data.io import CTWindow, is_nifti, parse_window
 from lsms.data.manifest import write_manifest
 from lsms.data.synth.expressions import Expression, identifies, make_expression
@@ -49,7 +49,7 @@ logger = logging.getLogger("lsms.data")
 LESION_COLUMNS = (
     "id", "case_id", "z", "lesion", "type", "side", "depth", "level", "segment", "diameter_mm", "shape",
     "aspect", "solidity", "density", "delta_hu", "margin", "sharpness", "area_px", "cx_mm", "cy_mm",
-    "cz_mm", "relation_full", "relation_half", "relation_quarter",
+    "cz_mm", "relations", "relation_full", "relation_half", "relation_quarter",
 )  # fmt: skip
 
 
@@ -63,6 +63,7 @@ class DescribedRow:
     full: Expression
     half: Expression
     quarter: Expression
+    relations: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -180,7 +181,8 @@ def describe_case(
                     raise AssertionError(
                         f"{row_id(case.case_id, z, fact.lesion)}: ambiguous {expression.text!r}"
                     )
-            result.rows.append(DescribedRow(case.case_id, z, fact, *expressions))
+            relations = relations_on_slice(facts, index)
+            result.rows.append(DescribedRow(case.case_id, z, fact, *expressions, relations=relations))
             result.masks[(z, fact.lesion)] = planes[fact.lesion]
     return result
 
@@ -228,6 +230,7 @@ def _lesion_row(row: DescribedRow) -> dict[str, object]:
         "cx_mm": number(f.cx, 1),
         "cy_mm": number(f.cy, 1),
         "cz_mm": number(f.cz, 1),
+        "relations": "; ".join(row.relations),
         "relation_full": row.full.relation or "",
         "relation_half": row.half.relation or "",
         "relation_quarter": row.quarter.relation or "",

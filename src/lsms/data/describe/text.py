@@ -23,6 +23,7 @@ from lsms.data.synth.expressions import (
     Vocabulary,
     article,
     join_clauses,
+    relation_holds,
     segment_phrase,
 )
 from lsms.data.synth.expressions import differs as synth_differs
@@ -86,3 +87,17 @@ def render(
 
 
 VOCABULARY = Vocabulary(differs, render)
+
+
+def relations_on_slice(facts: list[Facts], index: int) -> tuple[str, ...]:
+    """Every relation that holds between lesion ``index`` and each other lesion of the slice, with the
+    expressions' margins (1.3 x in diameter, 15 mm in position): ``("larger than l2", ...)``."""
+    found = []
+    for j, other in enumerate(facts):
+        if j != index:
+            found += [
+                f"{comparative} than l{other.lesion}"
+                for name, (comparative, _, _) in RELATIONS.items()
+                if relation_holds(facts, index, [index, j], name, VOCABULARY)
+            ]
+    return tuple(found)
