@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,19 @@ def test_cli(forms: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixtu
     assert run_cli(argv + ["--organ", "liver=1", "--lesion", "2=tumour", "--window", "40,400"]) == 0
     assert "11 rows from 4 lesions in 1 case(s)" in capsys.readouterr().out
     assert run_cli(argv[:-1] + [str(tmp_path / "b"), "--lesion", "3=cyst"]) == 2  # no label 3: one-line error
+
+
+def test_folder_of_cases_reports_a_bad_case_and_goes_on(forms: dict[str, Path], tmp_path: Path) -> None:
+    cases, labels = tmp_path / "cases", tmp_path / "labels"
+    cases.mkdir(), labels.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(forms["ct"], cases / f"{name}.nii.gz")
+    shutil.copy(forms["labels"], labels / "a.nii.gz")
+    save_nifti(np.zeros((6, 80, 90), np.uint8), labels / "b.nii.gz")
+    summary = describe_dataset(cases, labels, tmp_path / "out")
+    assert summary["cases"] == 1 and summary["rows"] == 11
+    assert list(summary["skipped"]["cases"]) == ["b"]
+    assert "skipped case b: " in format_summary(summary) and "differs from the CT" in format_summary(summary)
+    shutil.copy(forms["ct"], cases / "c.nii.gz")
+    summary = describe_dataset(cases, labels, tmp_path / "out")
+    assert "no labels for case 'c'" in summary["skipped"]["cases"]["c"]

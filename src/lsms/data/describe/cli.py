@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +62,6 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
 def run_describe(args: argparse.Namespace) -> int:
     from lsms.data.describe.core import describe_dataset, format_summary
 
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="lsms data: %(message)s")
     summary = describe_dataset(
         args.image,
         args.labels,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +44,6 @@ from lsms.data.synth.expressions import Expression, identifies, make_expression
 from lsms.data.synth.generate import assign_splits
 from lsms.errors import DataError
 
-logger = logging.getLogger("lsms.data")
 LESION_COLUMNS = (
     "id", "case_id", "z", "lesion", "type", "side", "depth", "level", "segment", "diameter_mm", "shape",
     "aspect", "solidity", "density", "delta_hu", "margin", "sharpness", "area_px", "cx_mm", "cy_mm",
@@ -252,7 +250,7 @@ def _match(folder: Path, case: str, what: str) -> Path:
     """The entry of ``folder`` for ``case``: the same name, else the one with the same trailing number
     (LiTS: volume-7 -> segmentation-7)."""
     if not folder.is_dir():
-        raise DataError(f"{folder}: expected a folder with one {what} per case")
+        raise DataError(f"{folder}: expected a folder with an entry ({what}) per case")
     entries = _entries(folder)
     if case in entries:
         return entries[case]
@@ -265,19 +263,17 @@ def _match(folder: Path, case: str, what: str) -> Path:
     raise DataError(f"{folder}: no {what} for case {case!r}; expected an entry named {case!r}")
 
 
-def find_cases(image: Path, labels: Path) -> list[tuple[str, Path, Path]]:
-    """(case id, CT, labels) pairs: one case for a CT file or series, else every volume in the folder
-    ``image`` with its entry in the folder ``labels``."""
+def find_cases(image: Path) -> tuple[dict[str, Path], bool]:
+    """The CTs by case id, and whether ``image`` is a folder of cases (each NIfTI file or DICOM series
+    folder in it) rather than one CT (a file or a series folder)."""
     if not image.exists():
         raise DataError(f"{image}: not found; expected a CT (NIfTI file or DICOM series) or a folder of them")
     if not image.is_dir() or is_series_folder(image):
-        return [(structure_name(image), image, labels)]
-    if not labels.is_dir():
-        raise DataError(f"{labels}: expected a folder of labels, one per case of {image}")
+        return {structure_name(image): image}, False
     cases = _entries(image)
     if not cases:
         raise DataError(f"{image}: no NIfTI files or DICOM series folders")
-    return [(case, path, _match(labels, case, "labels")) for case, path in cases.items()]
+    return cases, True
 
 
 def describe_dataset(
@@ -297,21 +293,21 @@ def describe_dataset(
     thresholds: Thresholds | None = None,
 ) -> dict[str, object]:
     """Describe one case or a folder of cases (see ``find_cases``) into ``out_dir``; returns the summary
-    also written to describe.json. With several cases, a case that cannot be read is skipped and
-    reported; a single case raises DataError. ``organ_mask``/``segments`` are files for one case,
+    also written to describe.json. With several cases, a case that cannot be read (or has no labels)
+    is skipped and reported; a single case raises DataError. ``organ_mask``/``segments`` are files for one case,
     folders (matched like the labels) for several."""
     if min_area_px < 1:
         raise DataError(f"--min-area-px must be >= 1, got {min_area_px}")
     image, labels, out = Path(image), Path(labels), Path(out_dir)
     ct_window = parse_window(window)
-    pairs = find_cases(image, labels)
-    several = len(pairs) > 1 or (image.is_dir() and not is_series_folder(image))
+    cases, several = find_cases(image)
     results: list[CaseResult] = []
     skipped_cases: dict[str, str] = {}
     for folder in ("images", "masks"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    for case_id, ct_path, label_path in pairs:
+    for case_id, ct_path in cases.items():
         try:
+            label_path = _match(labels, case_id, "labels") if several else labels
             extra = {
                 key: (_match(Path(value), case_id, key) if several else value) if value is not None else None
                 for key, value in (("organ_mask", organ_mask), ("segments", segments))
@@ -330,8 +326,7 @@ def describe_dataset(
         except DataError as error:
             if not several:
                 raise
-            skipped_cases[case_id] = str(error)
-            logger.warning("skipped case %s: %s", case_id, error)
+            skipped_cases[case_id] = str(error)  # reported in the summary
             continue
         _write_pictures(result, case, out, ct_window)
         results.append(result)

@@ -87,7 +87,7 @@ class Facts:
 def patient_coordinates(affine: np.ndarray, zhw: np.ndarray) -> np.ndarray:
     """(N, 3) voxel indices (z, h, w) -> (N, 3) patient mm (cx to the left, cy posterior, cz superior)."""
     ras = zhw @ affine[:3, :3].T + affine[:3, 3]
-    return ras * np.array([-1.0, -1.0, 1.0])
+    return ras * np.array([-1.0, -1.0, 1.0]) + 0.0  # + 0.0: no negative zeros in the tables
 
 
 def plane_metric(affine: np.ndarray) -> np.ndarray:
