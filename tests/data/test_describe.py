@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,8 @@ EXPECTED = (
     {"side": "left", "depth": "anterior", "level": "upper", "shape": "irregular", "density": "hypodense"}
     | {"margin": "well-defined"},
 )
+
+RELATION_COLUMNS = ("relation_full", "relation_half", "relation_quarter")
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -138,6 +141,27 @@ def test_every_expression_identifies_its_lesion_only(forms: dict[str, Path], des
             assert len(set(texts)) == len(texts)
     manifest = _read_csv(described / "manifest.csv")
     assert all(len(row["text_quarter"]) < len(row["text"]) for row in manifest)
+    # Read back, every sentence is true of its own lesion's measurements (lesions.csv).
+    table = {row["id"]: row for row in _read_csv(described / "lesions.csv")}
+    for row in manifest:
+        lesion = table[row["id"]]
+        for variant, column in zip(("text", "text_half", "text_quarter"), RELATION_COLUMNS, strict=True):
+            text = row[variant]
+            if match := re.search(r"in the ((?:\w+ )+)part of the liver", text):
+                assert set(match.group(1).split()) <= {lesion["side"], lesion["depth"], lesion["level"]}, text
+            if match := re.search(r"diameter of ([\d.]+)mm", text):
+                assert match.group(1) == lesion["diameter_mm"], text
+            if match := re.search(r"(\w+) shape", text):
+                assert match.group(1) == lesion["shape"], text
+            if match := re.search(r"([\w-]+) margin", text):
+                assert match.group(1) == lesion["margin"], text
+            if match := re.search(r"(\w+dense)", text):
+                assert match.group(1) == lesion["density"], text
+            said = re.match(r"The (?:more |most )?([a-z]+)", text)  # "The larger", "The most anterior"
+            said = (
+                {"largest": "larger", "smallest": "smaller"}.get(said.group(1), said.group(1)) if said else ""
+            )
+            assert said == lesion[column], text
 
 
 def test_each_input_form_gives_the_same_manifest(
