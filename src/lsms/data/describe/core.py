@@ -263,6 +263,13 @@ def _match(folder: Path, case: str, what: str) -> Path:
     raise DataError(f"{folder}: no {what} for case {case!r}; expected an entry named {case!r}")
 
 
+def _of_case(path: str | Path | None, case: str, what: str, several: bool) -> Path | None:
+    """``path`` itself for one case, its entry for ``case`` when it is a folder of several."""
+    if path is None:
+        return None
+    return _match(Path(path), case, what) if several else Path(path)
+
+
 def find_cases(image: Path) -> tuple[dict[str, Path], bool]:
     """The CTs by case id, and whether ``image`` is a folder of cases (each NIfTI file or DICOM series
     folder in it) rather than one CT (a file or a series folder)."""
@@ -294,8 +301,8 @@ def describe_dataset(
 ) -> dict[str, object]:
     """Describe one case or a folder of cases (see ``find_cases``) into ``out_dir``; returns the summary
     also written to describe.json. With several cases, a case that cannot be read (or has no labels)
-    is skipped and reported; a single case raises DataError. ``organ_mask``/``segments`` are files for one case,
-    folders (matched like the labels) for several."""
+    is skipped and reported; a single case raises DataError. ``labels``, ``organ_mask`` and
+    ``segments`` are files for one case, folders (see ``_match``) for several."""
     if min_area_px < 1:
         raise DataError(f"--min-area-px must be >= 1, got {min_area_px}")
     image, labels, out = Path(image), Path(labels), Path(out_dir)
@@ -307,20 +314,16 @@ def describe_dataset(
         (out / folder).mkdir(parents=True, exist_ok=True)
     for case_id, ct_path in cases.items():
         try:
-            label_path = _match(labels, case_id, "labels") if several else labels
-            extra = {
-                key: (_match(Path(value), case_id, key) if several else value) if value is not None else None
-                for key, value in (("organ_mask", organ_mask), ("segments", segments))
-            }
             case = load_case(
                 ct_path,
-                label_path,
+                _of_case(labels, case_id, "labels", several),
                 case_id=case_id,
                 organ=organ,
                 lesion_labels=lesion_labels,
                 instances=instances,
+                organ_mask=_of_case(organ_mask, case_id, "organ mask", several),
                 lesion_type=lesion_type,
-                **extra,
+                segments=_of_case(segments, case_id, "segment map", several),
             )
             result = describe_case(case, min_area_px=min_area_px, seed=seed, thresholds=thresholds)
         except DataError as error:
