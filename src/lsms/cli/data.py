@@ -1,4 +1,5 @@
-"""``lsms data``: check a dataset, preview it, and (``lsms.data.synth``) make the synthetic benchmark."""
+"""``lsms data``: check a dataset, preview it, make the synthetic benchmark (``lsms.data.synth``) or a
+referring dataset from labelled CT (``lsms.data.describe``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="check, preview or generate referring datasets",
+        help="check, preview, generate or describe referring datasets",
         description="Tools for referring datasets: a manifest (.csv/.jsonl, see docs/data.md) or an LViT "
         "folder (Train_Folder/Val_Folder/Test_Folder with img/, labelcol/ and <Split>_text.xlsx).",
     )
@@ -43,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.set_defaults(func=run_preview)
 
+    from lsms.data.describe.cli import register as register_describe
     from lsms.data.synth.cli import register as register_synth
 
     register_synth(data_subparsers)
+    register_describe(data_subparsers)
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:

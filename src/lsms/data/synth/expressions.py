@@ -12,12 +12,18 @@ anterior ..."). Attributes are compared as a reader of a 128 px image could: dia
 when one is at least ``SIZE_RATIO`` times the other, positions only when the centres are at least
 ``POSITION_GAP_MM`` apart. "Right"/"left" are the patient's sides (radiological convention: the
 patient's right is the image's left, see ``phantom``).
+
+The uniqueness machinery (``matching``, ``identifies``, ``find_relation``, ``make_expression``) takes
+a ``Vocabulary``: how two facts are compared and how a sentence is phrased. The synthetic
+benchmark's is ``SYNTH`` (the default); ``lsms.data.describe`` brings its own for measured lesions.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +65,17 @@ class LesionFacts:
     cy: float
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """How facts are told apart and phrased. ``differs(attribute, a, b)``: whether ``attribute`` tells
+    two facts apart visibly; ``render(fact, attributes, relation, n_candidates)``: the sentence. Facts
+    need ``diameter`` (mm), ``cx`` (mm, towards the patient's left) and ``cy`` (mm, towards posterior)
+    for the relations."""
+
+    differs: Callable[[str, Any, Any], bool]
+    render: Callable[[Any, tuple[str, ...], str | None, int], str]
+
+
 def differs(attribute: str, a: LesionFacts, b: LesionFacts) -> bool:
     """Whether ``attribute`` tells ``a`` and ``b`` apart visibly."""
     if attribute == "diameter":
@@ -67,41 +84,77 @@ def differs(attribute: str, a: LesionFacts, b: LesionFacts) -> bool:
     return getattr(a, field) != getattr(b, field)
 
 
-def matching(facts: list[LesionFacts], index: int, attributes: tuple[str, ...]) -> list[int]:
+def matching(
+    facts: list[Any], index: int, attributes: tuple[str, ...], vocabulary: Vocabulary | None = None
+) -> list[int]:
     """Indices of the lesions (``index`` included) that ``attributes`` cannot tell from lesion ``index``."""
-    return [
-        j for j, other in enumerate(facts) if not any(differs(a, facts[index], other) for a in attributes)
-    ]
+    tells = (vocabulary or SYNTH).differs
+    return [j for j, other in enumerate(facts) if not any(tells(a, facts[index], other) for a in attributes)]
 
 
-def relation_holds(facts: list[LesionFacts], index: int, candidates: list[int], relation: str) -> bool:
+def relation_holds(
+    facts: list[Any], index: int, candidates: list[int], relation: str, vocabulary: Vocabulary | None = None
+) -> bool:
     """Whether ``relation`` singles out ``index`` among ``candidates`` with a visible margin."""
     key = RELATIONS[relation][2]
     others = [facts[j] for j in candidates if j != index]
     target = facts[index]
     if relation in ("larger", "smaller"):
-        return all(differs("diameter", target, o) and key(target) > key(o) for o in others)
+        tells = (vocabulary or SYNTH).differs
+        return all(tells("diameter", target, o) and key(target) > key(o) for o in others)
     return all(key(target) - key(o) >= POSITION_GAP_MM for o in others)
 
 
 def identifies(
-    facts: list[LesionFacts], index: int, attributes: tuple[str, ...], relation: str | None = None
+    facts: list[Any],
+    index: int,
+    attributes: tuple[str, ...],
+    relation: str | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> bool:
     """Whether the expression (attributes + optional relation) refers to lesion ``index`` only."""
-    candidates = matching(facts, index, attributes)
+    candidates = matching(facts, index, attributes, vocabulary)
     if relation is None:
         return candidates == [index]
-    return len(candidates) > 1 and relation_holds(facts, index, candidates, relation)
+    return len(candidates) > 1 and relation_holds(facts, index, candidates, relation, vocabulary)
 
 
-def find_relation(facts: list[LesionFacts], index: int, attributes: tuple[str, ...]) -> str | None:
+def find_relation(
+    facts: list[Any], index: int, attributes: tuple[str, ...], vocabulary: Vocabulary | None = None
+) -> str | None:
     """The first relation (size first, then position) that makes the expression unique, or None."""
-    if identifies(facts, index, attributes):
+    if identifies(facts, index, attributes, vocabulary=vocabulary):
         return None
     for relation in RELATIONS:
-        if identifies(facts, index, attributes, relation):
+        if identifies(facts, index, attributes, relation, vocabulary):
             return relation
     raise LookupError("no relation singles out the lesion")
+
+
+def article(word: str) -> str:
+    """``"An"`` before a vowel, else ``"A"``."""
+    return "An" if word[0] in "aeiou" else "A"
+
+
+def segment_phrase(segment: str, organ: str = "liver") -> str:
+    """``"in the VI segment of the right lobe of the liver"`` (Couinaud segment as a Roman numeral)."""
+    return f"in the {segment} segment of the {lobe_of(segment)} lobe of the {organ}"
+
+
+def join_clauses(head: str, items: list[str], comma: bool) -> str:
+    """``head`` followed by "with" and ``items`` as one sentence ("with a, b, and c."); ``comma``
+    puts a comma after the head (as RefHL-Seg does after a location: "... of the liver, with ...")."""
+    if not items:
+        return head + "."
+    sep = "," if comma else ""
+    if len(items) == 1:
+        item = items[0]
+        if not item.startswith(("a ", "an ", "no ")):
+            item = f"{article(item).lower()} {item}"
+        return f"{head}{sep} with {item}."
+    if len(items) == 2:
+        return f"{head}{sep} with {items[0]} and {items[1]}."
+    return f"{head}{sep} with {', '.join(items[:-1])}, and {items[-1]}."
 
 
 def render_text(
@@ -110,12 +163,11 @@ def render_text(
     """The sentence for ``attributes`` (in canonical order) and an optional relation."""
     noun = TYPE_NOUNS[fact.kind] if "type" in attributes else "lesion"
     if relation is None:
-        head = f"{'An' if noun[0] in 'aeiou' else 'A'} {noun}"
+        head = f"{article(noun)} {noun}"
     else:
         head = f"The {RELATIONS[relation][0 if n_candidates == 2 else 1]} {noun}"
     if "location" in attributes:
-        lobe = f"{lobe_of(fact.segment)} lobe"
-        head += f" in the {fact.segment} segment of the {lobe} of the liver"
+        head += " " + segment_phrase(fact.segment)
     items = []
     if "diameter" in attributes:
         items.append(f"a diameter of {fact.diameter:.1f}mm")
@@ -125,17 +177,10 @@ def render_text(
         items.append(f"{fact.boundary} boundary")
     if "enhancement" in attributes:
         items.append("ring enhancement" if fact.ring else "no ring enhancement")
-    if not items:
-        return head + "."
-    comma = "," if "location" in attributes else ""  # as in RefHL-Seg: "... of the liver, with ..."
-    if len(items) == 1:
-        item = items[0]
-        if not item.startswith(("a ", "no ")):
-            item = f"{'an' if item[0] in 'aeiou' else 'a'} {item}"
-        return f"{head}{comma} with {item}."
-    if len(items) == 2:
-        return f"{head}{comma} with {items[0]} and {items[1]}."
-    return f"{head}{comma} with {', '.join(items[:-1])}, and {items[-1]}."
+    return join_clauses(head, items, comma="location" in attributes)
+
+
+SYNTH = Vocabulary(differs, render_text)
 
 
 @dataclass(frozen=True)
@@ -148,29 +193,35 @@ class Expression:
 
 
 def make_expression(
-    facts: list[LesionFacts], index: int, n_attributes: int, rng: np.random.Generator
+    facts: list[Any],
+    index: int,
+    n_attributes: int,
+    rng: np.random.Generator,
+    vocabulary: Vocabulary | None = None,
+    pool: tuple[str, ...] = ATTRIBUTES,
 ) -> Expression:
-    """A unique expression for lesion ``index`` mentioning ``n_attributes`` attributes.
+    """A unique expression for lesion ``index`` mentioning ``n_attributes`` of the attributes in ``pool``.
 
     Subsets of that size are tried in random order, preferring one that is unique by itself; else
     the first for which a relation works; else the size grows by one. Raises LookupError when even
     all attributes plus a relation cannot single the lesion out.
     """
-    for size in range(n_attributes, len(ATTRIBUTES) + 1):
-        subsets = list(itertools.combinations(ATTRIBUTES, size))
+    vocabulary = vocabulary or SYNTH
+    for size in range(n_attributes, len(pool) + 1):
+        subsets = list(itertools.combinations(pool, size))
         order = rng.permutation(len(subsets))
         for needs_relation in (False, True):
             for k in order:
                 attributes = subsets[k]
-                if not needs_relation and identifies(facts, index, attributes):
-                    return Expression(render_text(facts[index], attributes), attributes, None)
+                if not needs_relation and identifies(facts, index, attributes, vocabulary=vocabulary):
+                    return Expression(vocabulary.render(facts[index], attributes, None, 2), attributes, None)
                 if needs_relation:
                     try:
-                        relation = find_relation(facts, index, attributes)
+                        relation = find_relation(facts, index, attributes, vocabulary)
                     except LookupError:
                         continue
-                    n = len(matching(facts, index, attributes))
+                    n = len(matching(facts, index, attributes, vocabulary))
                     return Expression(
-                        render_text(facts[index], attributes, relation, n), attributes, relation
+                        vocabulary.render(facts[index], attributes, relation, n), attributes, relation
                     )
     raise LookupError(f"lesion {index} cannot be referred to uniquely")
