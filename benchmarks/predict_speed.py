@@ -4,10 +4,12 @@ The model is the default preset ``lsms`` (MiniLM text encoder) with UNTRAINED ra
 does not depend on the weights. The volume is synthetic HU noise of SIZE x SIZE x SLICES, windowed
 (lung) and resized to the model's input size as ``lsms predict`` does. Measured, in one run:
 
-1. ``Predictor.predict_volume`` on the whole volume (PyTorch, then ONNX Runtime): wall time, process
-   CPU time, slices per second;
+1. ``Predictor.predict_volume`` on the whole volume, with each backend: PyTorch as ``lsms predict``
+   runs it by default (``precision auto``: bfloat16 on CPUs with native bf16, channels-last), PyTorch
+   in float32 (channels-last), and ONNX Runtime (float32): wall time, process CPU time, slices per
+   second, and the largest probability difference to the float32 PyTorch reference;
 2. latency per slice at batch 1 (one prepared slice + the sentence's tokens through the backend),
-   median of ``--repeats`` after one warm-up, PyTorch vs ONNX Runtime with the same thread count.
+   median of ``--repeats`` after one warm-up, with the same thread count.
 
 Prints a markdown table and writes JSON:
 
@@ -44,12 +46,13 @@ def synthetic_volume(slices: int, size: int):
     )
 
 
-def time_volume(predictor, volume) -> dict:
+def time_volume(predictor, volume):
+    """Timings of one ``predict_volume`` and its probabilities (Z, H, W)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    predictor.predict_volume(volume, SENTENCE, progress=False)
+    prediction = predictor.predict_volume(volume, SENTENCE, progress=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     slices = volume.array.shape[0]
-    return {"wall_s": wall, "cpu_s": cpu, "slices_per_s": slices / wall}
+    return {"wall_s": wall, "cpu_s": cpu, "slices_per_s": slices / wall}, prediction.probabilities
 
 
 def time_per_slice(predictor, repeats: int) -> dict:
@@ -85,6 +88,7 @@ def main() -> None:
     import lsms
     from lsms.inference.export import export_onnx
     from lsms.inference.predictor import Predictor
+    from lsms.runtime import autocast_dtype
 
     load_before = os.getloadavg()  # the machine may be shared: contention slows both backends
     torch.manual_seed(0)
@@ -98,13 +102,20 @@ def main() -> None:
             model, Path(folder) / "model.onnx", example_size=(args.image_size, args.image_size)
         )
         backends = {
-            "pytorch": Predictor(model, **options),
-            "onnxruntime": Predictor(model, onnx=onnx_path, threads=args.threads, **options),
+            "pytorch (default: auto precision)": Predictor(model, **options),
+            "pytorch fp32": Predictor(model, precision="fp32", **options),
+            "onnxruntime (fp32)": Predictor(model, onnx=onnx_path, threads=args.threads, **options),
         }
+        probabilities = {}
         for name, predictor in backends.items():
-            results[name] = {
-                "volume": time_volume(predictor, volume),
-                "per_slice": time_per_slice(predictor, args.repeats),
+            timings, probabilities[name] = time_volume(predictor, volume)
+            results[name] = {"volume": timings, "per_slice": time_per_slice(predictor, args.repeats)}
+        reference = probabilities["pytorch fp32"]
+        for name in backends:
+            difference = np.abs(probabilities[name] - reference)
+            results[name]["parity"] = {
+                "max_abs_probability_difference": float(difference.max()),
+                "mask_agreement": float(np.mean((probabilities[name] > 0.5) == (reference > 0.5))),
             }
 
     record = {
@@ -123,6 +134,7 @@ def main() -> None:
         "setup": {
             "preset": args.preset,
             "weights": "untrained (random)",
+            "precision_auto_resolves_to": "bf16" if autocast_dtype("auto", torch.device("cpu")) else "fp32",
             "volume": [args.slices, args.size, args.size],
             "model_input": [args.image_size, args.image_size],
             "batch_size": args.batch_size,
@@ -139,13 +151,15 @@ def main() -> None:
         f"{args.image_size}, batch {args.batch_size}, {args.threads} thread(s), {record['machine']['cpu']}\n"
     )
     print(
-        "| backend | volume wall (s) | volume CPU (s) | slices/s | latency per slice, batch 1 (ms, median) |"
+        "| backend | volume wall (s) | volume CPU (s) | slices/s | latency per slice, batch 1 (ms, median) "
+        "| max prob. diff to fp32 | mask agreement |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
-        v, s = result["volume"], result["per_slice"]
+        v, s, p = result["volume"], result["per_slice"], result["parity"]
         print(
-            f"| {name} | {v['wall_s']:.1f} | {v['cpu_s']:.1f} | {v['slices_per_s']:.2f} | {s['median_ms']:.0f} |"
+            f"| {name} | {v['wall_s']:.1f} | {v['cpu_s']:.1f} | {v['slices_per_s']:.2f} | {s['median_ms']:.0f} "
+            f"| {p['max_abs_probability_difference']:.4f} | {100 * p['mask_agreement']:.2f}% |"
         )
     print(f"\nwrote {args.out}")
 

@@ -120,6 +120,18 @@ def test_predict_volume_nifti_slices_and_geometry(
     assert not stored[..., [0, 4]].any() and stored.sum() == result.mask.sum()
 
 
+def test_bf16_volume_prediction_agrees_with_the_fp32_reference(checkpoint: Path, nifti_volume: Path) -> None:
+    # the stated parity of the CPU fast path (docs/performance.md): probabilities within 0.05 on this
+    # untrained network with random branch weights (rounding errors are not damped by training)
+    reference = Predictor.from_checkpoint(checkpoint, precision="fp32").predict_volume(
+        nifti_volume, SENTENCE, progress=False
+    )
+    bf16 = Predictor.from_checkpoint(checkpoint, precision="bf16")
+    first = bf16.predict_volume(nifti_volume, SENTENCE, progress=False).probabilities
+    assert np.abs(first - reference.probabilities).max() <= 0.05
+    assert np.array_equal(bf16.predict_volume(nifti_volume, SENTENCE, progress=False).probabilities, first)
+
+
 def test_predict_volume_dicom_series(checkpoint: Path, dicom_series: Path, tmp_path: Path) -> None:
     predictor = Predictor.from_checkpoint(checkpoint, window="40,400")
     result = predictor.predict_volume(dicom_series, SENTENCE, progress=False)
