@@ -18,7 +18,7 @@ import lsms
 from lsms.models.complexity import count_macs, count_parameters
 from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER
 
-PRESETS = ("lsms", "lsms-table1", "lsms-nano")
+PRESETS = ("lsms", "lsms-f1", "lsms-table1", "lsms-nano")
 SIZES = (224, 480)
 
 
@@ -43,8 +43,9 @@ def main() -> None:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d} with `python benchmarks/model_complexity.py`. "
         "Params exclude the text encoder; FLOPs exclude it too and count one multiply-add as 1.",
         "",
-        "| preset | word features | params | FLOPs 224x224 | FLOPs 480x480 |",
-        "|---|---|---:|---:|---:|",
+        "| preset | FSD aligned at | word features | params | decoder params | FLOPs 224x224 | decoder FLOPs "
+        "224x224 | FLOPs 480x480 |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         encoders = {
@@ -55,12 +56,18 @@ def main() -> None:
             for label, encoder in encoders.items():
                 model = lsms.create_model(preset, text_encoder=encoder)
                 params = count_parameters(model)["visual"]
+                decoder_params = sum(p.numel() for p in model.decoder.parameters())
                 flops = []
                 for size in SIZES:
                     macs = count_macs(model, (size, size))
                     flops.append(f"{(macs['total'] - macs['text_encoder']) / 1e9:.2f}G")
-                lines.append(f"| {preset} | {label} | {params / 1e6:.2f}M | {flops[0]} | {flops[1]} |")
-    lines.append("| paper (Table 2) | BERT-base 768-d | 8.78M | 8.91G | |")
+                    if size == 224:
+                        flops.append(f"{macs['by_module']['decoder'] / 1e9:.2f}G")
+                lines.append(
+                    f"| {preset} | F{model.config.decoder_align_stage} | {label} | {params / 1e6:.2f}M | "
+                    f"{decoder_params / 1e6:.2f}M | {' | '.join(flops)} |"
+                )
+    lines.append("| paper (Table 2) | | BERT-base 768-d | 8.78M | 2.1M | 8.91G | 1.7G | |")
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
