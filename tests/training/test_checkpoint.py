@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write
 from lsms.errors import CheckpointError
 from lsms.training.checkpoint import (
-    atomic_write,
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,

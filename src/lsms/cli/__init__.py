@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; sub-commands set ``func(args) -> int | None``. User errors exit 2 with one line."""
+    """Entry point; sub-commands set ``func(args) -> int | None``. Errors print one line and exit with
+    their ``exit_code`` (2 for bad input, 3 for a diverged training run)."""
     from lsms.errors import LSMSError
 
     args = build_parser().parse_args(argv)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LSMSError as error:
         print(f"lsms {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lsms.atomic import atomic_write
 from lsms.data.io import (
     CTWindow,
     Volume,
@@ -392,12 +393,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a uint8 / uint16 (H, W) or uint8 (H, W, 3) array as PNG (atomically)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    image = Image.fromarray(np.ascontiguousarray(array))
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def mask_to_png_array(mask: np.ndarray) -> np.ndarray:
@@ -409,7 +406,11 @@ def save_probabilities(probabilities: np.ndarray, path: str | os.PathLike) -> Pa
     """float32 (H, W) in [0, 1] -> ``.png`` (16-bit, value = round(p * 65535)) or ``.npy`` (float32)."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, probabilities.astype(np.float32))
-        return path
+        values = probabilities.astype(np.float32)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # a path argument would get ".npy" appended
+                np.save(handle, values)
+
+        return atomic_write(path, write)
     return save_png(np.round(np.clip(probabilities, 0.0, 1.0) * 65535.0).astype(np.uint16), path)
