@@ -21,6 +21,7 @@ from lsms.data.io import CTWindow, load_mask, parse_window
 from lsms.errors import ConfigError, DataError
 from lsms.evaluation.metrics import MetricAccumulator
 from lsms.evaluation.text_variants import apply_text_variant
+from lsms.registry import check_input_size
 
 if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
@@ -106,6 +107,7 @@ def evaluate(
         raise ConfigError(f"batch size: expected a positive integer, got {batch_size}")
     texts = apply_text_variant(samples, text_variant, seed)
     ct_window = parse_window(window)
+    check_input_size(model, tuple(image_size), "image size")
     uses_text = bool(getattr(model, "uses_text", False))
     device = _model_device(model)
     dataset = ReferringDataset(samples, image_size=tuple(image_size), augment=False, window=ct_window)

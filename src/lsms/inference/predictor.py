@@ -30,8 +30,10 @@ from lsms.data.io import (
     load_image,
     load_volume,
     parse_window,
+    require_finite,
 )
 from lsms.errors import ConfigError, DataError
+from lsms.registry import check_input_size
 
 ImageInput = np.ndarray | torch.Tensor | str | os.PathLike
 
@@ -80,6 +82,7 @@ def array_to_unit(image: np.ndarray | torch.Tensor, window: CTWindow | None = No
         array = array[0]
     if array.ndim != 2:
         raise DataError(f"image array of shape {array.shape}; expected a gray image (H, W)")
+    require_finite(array, "image array")
     if window is not None and array.dtype.kind in "iuf":
         return window.apply(array)
     if array.dtype == np.uint8:
@@ -203,6 +206,7 @@ class Predictor:
             raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {threshold}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size}")
+        check_input_size(model, (size[0], size[1]), "image_size")
         self.model = model
         self.image_size: tuple[int, int] = (size[0], size[1])
         self.window = parse_window(window if window is not None else preprocess.get("window"))
@@ -243,6 +247,12 @@ class Predictor:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise ConfigError("empty sentence: describe the target, e.g. 'a lesion in the left lung'")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes of a command line arrive as lone surrogates
+                raise ConfigError(
+                    f"sentence {text!r}: holds bytes that are not UTF-8; expected UTF-8 text"
+                ) from None
         return self.model.tokenize(list(texts))
 
     def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:

@@ -29,6 +29,7 @@ from lsms.atomic import clean_interrupted_writes, replace_dir
 from lsms.errors import CheckpointError, ConfigError, TrainingError
 from lsms.losses import DiceBCELoss
 from lsms.models.pretrained import tensors_sha256
+from lsms.registry import check_input_size
 from lsms.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -230,6 +231,7 @@ class Trainer:
 
         seed_everything(config.train.seed)  # same model initialisation on every rank
         self.model = build_model(config).to(self.device)
+        check_input_size(self.model, self.image_size, "data.image_size")
         self.uses_text = bool(getattr(self.model, "uses_text", False))
         encoder = getattr(self.model, "text_encoder", None)
         self.cache = (
