@@ -461,8 +461,10 @@ class Trainer:
     def _stop_if_diverged(self, bad_batch: str | None) -> None:
         """Raise TrainingError before optimiser step ``position.step + 1`` when a loss or gradient is not
         finite: nothing of this step is applied or saved, the last checkpoint and best/ stay as they are.
-        With fp16 the gradient scaler owns overflowing gradients (it skips the step and lowers the scale)."""
-        problem = bad_batch
+        With fp16 the gradient scaler owns overflowing gradients (it skips the step and lowers the scale).
+        Every process takes part (one all-reduce), so with DDP all stop together."""
+        flagged = all_reduce_sum([float(bad_batch is not None)], self.device)[0] > 0
+        problem = bad_batch or ("loss in another process's micro-batch" if flagged else None)
         if problem is None and not self.scaler.is_enabled():
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             if grads and not torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads]).sum()):
@@ -578,7 +580,6 @@ class Trainer:
                 window_images += len(batch["text"])
                 if not last_in_group:
                     continue
-                # Checked once per step, after the gradients are averaged, so every process stops.
                 self._stop_if_diverged(bad_batch)
                 self._optimizer_step()
                 bad_batch = None
