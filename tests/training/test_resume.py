@@ -138,6 +138,14 @@ def test_allowed_changes_are_applied_and_recorded(run, tmp_path: Path, key: str)
     assert latest == f"step-{change.get('max_steps', 6):06d}"
 
 
+def test_a_moved_run_folder_resumes_where_it_now_is(run, tmp_path: Path) -> None:
+    part = run(tmp_path / "run", train={"stop_after_steps": 2})
+    moved = tmp_path / "moved"
+    os.replace(part, moved)
+    assert run(moved, resume=True, train={"stop_after_steps": 3}) == moved
+    assert f"train.run_dir '{part}' -> '{moved}'" in (moved / "resume.log").read_text()
+
+
 def test_a_larger_budget_continues_on_its_own_decay(run, tmp_path: Path) -> None:
     part = run(tmp_path / "run", train={"stop_after_steps": 2})
     resumed = run(part, resume=True, train={"max_steps": 10})

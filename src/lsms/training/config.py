@@ -39,6 +39,7 @@ RESUMABLE_KEYS = frozenset(
         "train.device",
         "train.cache_text",
         "train.output_dir",
+        "train.run_dir",  # a run folder that was moved resumes where it now is
         "data.num_workers",
     }
 )
