@@ -158,6 +158,24 @@ CASES: dict[str, tuple[Case, int, str]] = {
         2,
         r"^lsms train: error: .*n\.tif: 4096 of 4096 values are NaN or infinite",
     ),
+    "eval --workers 1: NaN float TIFF image (raised in a loader worker)": (
+        lambda tmp, ckpt, bert: [
+            "eval",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(_manifest(tmp, image=_nan_tiff(tmp / "n.tif").name)),
+            "--split",
+            "all",
+            "--workers",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp / "out"),
+        ],
+        2,
+        r"^lsms eval: error: \S*n\.tif: 4096 of 4096 values are NaN or infinite; expected finite intensities$",
+    ),
     "predict: NIfTI with NaN voxels in every slice": (
         lambda tmp, ckpt, bert: [
             "predict",
@@ -367,7 +385,7 @@ def test_bad_input_gives_one_line_and_its_exit_code(
     assert "Traceback" not in err
     if code >= 2:
         errors = [line for line in err.splitlines() if line.startswith("lsms ")]
-        assert len(errors) == 1, err
+        assert len(errors) == 1 and "Original Traceback" not in err, err
         assert re.search(pattern, errors[0]), errors[0]
     else:
         assert any(re.search(pattern, line) for line in out.splitlines()), out
