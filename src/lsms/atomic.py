@@ -24,7 +24,16 @@ def _temp_name(path: Path, kind: str) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where Linux shows it (os.umask can only be read by
+    setting it, which would briefly give files created by other threads mode 0666)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 
