@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from lsms.errors import ConfigError
+
 _MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -46,3 +48,11 @@ def create_model(name: str, **overrides) -> nn.Module:
     model = _MODEL_FACTORIES[name](**overrides)
     model.architecture = name  # recorded by save_pretrained so from_pretrained can rebuild it
     return model
+
+
+def check_input_size(model: nn.Module, size: tuple[int, int], key: str) -> None:
+    """ConfigError naming ``key`` when (H, W) is below the model's ``min_input_side`` (if it has one)."""
+    minimum = int(getattr(model, "min_input_side", 1))
+    if min(size) < minimum:
+        name = getattr(model, "architecture", type(model).__name__)
+        raise ConfigError(f"{key} {size[0]}x{size[1]}: {name} needs input sides of at least {minimum} pixels")

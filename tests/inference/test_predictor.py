@@ -88,6 +88,12 @@ def test_bad_inputs_raise_one_line_errors(checkpoint: Path, tmp_path: Path) -> N
         predictor.predict_2d(tmp_path / "missing.png", SENTENCE)
     with pytest.raises(ConfigError, match="threshold"):
         Predictor.from_checkpoint(checkpoint, threshold=1.0)
+    with_nan = np.full((64, 64), 0.5, dtype=np.float32)
+    with_nan[0, :3] = [np.nan, np.inf, -np.inf]
+    with pytest.raises(DataError, match="^image array: 3 of 4096 values are NaN or infinite"):
+        predictor.predict_2d(with_nan, SENTENCE)  # min-max or windowing would hide them
+    with pytest.raises(ConfigError, match="image_size 32x32: lsms-nano needs input sides of at least 64"):
+        Predictor(predictor.model, image_size=32)
     # HU arrays work with a window: -1000..1000 HU through level 0 / width 2000
     hu = np.linspace(-1000, 1000, 64 * 64, dtype=np.float32).reshape(64, 64)
     windowed = Predictor.from_checkpoint(checkpoint, window="0,2000").predict_2d(hu, SENTENCE)

@@ -92,3 +92,28 @@ def test_errors_are_clear_and_the_server_keeps_serving(served) -> None:
     big = client.post("/api/segment", files={"file": ("big.png", b"0" * 200_000)}, data={"text": SENTENCE})
     assert big.status_code == 413 and "0.05 MB" in big.json()["error"]
     assert client.post("/api/segment", files=good, data={"text": SENTENCE}).status_code == 200
+
+
+def test_long_filename_and_nan_upload_answer_400(served) -> None:
+    client, _ = served
+    long_name = "x" * 300 + ".png"  # longer than a file name may be: it must never reach the disk
+    ok = client.post(
+        "/api/segment",
+        files={"file": (long_name, _png_bytes(gray_image(70, 90)), "image/png")},
+        data={"text": SENTENCE},
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["mask_name"] == "x" * 100 + "_mask.png"
+    nan_tiff = io.BytesIO()
+    pixels = np.full((64, 64), 0.5, np.float32)
+    pixels[10:20, 10:20] = np.nan
+    Image.fromarray(pixels).save(nan_tiff, format="TIFF")
+    for name in ("nan.tif", long_name[:-4] + ".tif"):
+        response = client.post(
+            "/api/segment",
+            files={"file": (name, nan_tiff.getvalue(), "image/tiff")},
+            data={"text": SENTENCE},
+        )
+        assert response.status_code == 400, response.text
+        message = response.json()["error"]
+        assert message.startswith(f"{name}: 100 of 4096 values are NaN or infinite") and "\n" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write, atomic_write_text, clean_interrupted_writes, replace_dir
 from lsms.errors import CheckpointError
 from lsms.training.checkpoint import (
-    atomic_write,
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
@@ -33,6 +34,26 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         atomic_write(target, failing)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary left behind
+
+
+def test_atomic_writes_use_the_umask_mode_and_leftovers_are_cleaned(tmp_path: Path) -> None:
+    umask = os.umask(0o027)
+    try:
+        # safetensors creates its files 0600; an atomic write gives them the usual 0666 & ~umask
+        atomic_write(tmp_path / "w.bin", lambda tmp: (tmp.write_bytes(b"x"), tmp.chmod(0o600)))
+        replace_dir(tmp_path / "d", lambda tmp: (tmp.mkdir(), atomic_write_text(tmp / "f", "new")))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "w.bin").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "d" / "f").stat().st_mode & 0o777 == 0o640
+    (tmp_path / ".w.bin.tmp-99").write_text("half")  # killed while writing a file
+    (tmp_path / ".d.tmp-99").mkdir()  # killed while filling a folder
+    os.replace(tmp_path / "d", tmp_path / ".d.old-99")  # killed between the two renames of a swap
+    (tmp_path / ".e.old-98").mkdir()  # a swap whose second rename happened: the old copy goes
+    (tmp_path / "e").mkdir()
+    assert clean_interrupted_writes(tmp_path) == [".d.old-99", ".d.tmp-99", ".e.old-98", ".w.bin.tmp-99"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "e", "w.bin"]
+    assert (tmp_path / "d" / "f").read_text() == "new"
 
 
 def test_rng_state_round_trip() -> None:

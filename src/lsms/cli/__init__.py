@@ -33,16 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: Exception) -> str:
+    """The error's own message. A DataLoader worker (``num_workers > 0``) re-raises an error with the
+    worker's traceback as its message, whose last line is ``module.Class: message``."""
+    lines = str(error).strip().splitlines()
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    if len(lines) > 1 and lines[-1].startswith(prefix):
+        return lines[-1][len(prefix) :]
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; sub-commands set ``func(args) -> int | None``. User errors exit 2 with one line."""
+    """Entry point; sub-commands set ``func(args) -> int | None``. Errors print one line and exit with
+    their ``exit_code`` (2 for bad input, 3 for a diverged training run)."""
     from lsms.errors import LSMSError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LSMSError as error:
-        print(f"lsms {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        print(f"lsms {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import argparse
 import logging
 import sys
 
+from lsms.errors import ConfigError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,12 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = data_subparsers.add_parser(
         "check",
         help="report missing/unreadable files, size mismatches, bad masks, duplicates, empty text, split leaks",
-        description="Read every row and file; print one line per problem and a summary. Exit status 1 "
-        "when anything is wrong, 2 when the dataset cannot be read at all.",
+        description="Read every row and file; print one line per problem (and per warning: images far "
+        "smaller than the model input) and a summary. Exit status 0 when the data are fine (warnings "
+        "allowed), 1 when anything is wrong, 2 when the dataset cannot be read at all.",
     )
     _add_source_arguments(check)
     check.add_argument(
         "--workers", type=int, default=None, help="reader threads (default: CPUs + 2, at most 8)"
+    )
+    check.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=[224],
+        metavar="N",
+        help="the model's input size H [W]: images with a side under a quarter of it are warned about "
+        "(default: 224)",
     )
     check.set_defaults(func=run_check)
 
@@ -64,7 +76,16 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from lsms.data.check import check_dataset, format_report
 
-    report = check_dataset(args.path, split=args.split, window=args.window, workers=args.workers)
+    size = args.image_size
+    if len(size) not in (1, 2) or min(size) < 1:
+        raise ConfigError(f"--image-size: expected one or two positive integers (H [W]), got {size}")
+    report = check_dataset(
+        args.path,
+        split=args.split,
+        window=args.window,
+        workers=args.workers,
+        model_input=(size[0], size[-1]),
+    )
     print(format_report(report))
     return 0 if report.ok else 1
 

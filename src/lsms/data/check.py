@@ -1,8 +1,10 @@
 """``lsms data check``: validate a manifest or an LViT folder and summarise it.
 
 Problems found: missing or unreadable files, image/mask size mismatch, empty or non-binary masks,
-duplicate rows and ids, empty text, cases that appear in more than one split, and (LViT) images,
-masks or text rows that match nothing. Each problem is one line naming the row or file.
+duplicate rows and ids, empty text, NaN or infinite pixel values, cases that appear in more than one
+split, and (LViT) images, masks or text rows that match nothing. Each problem is one line naming the
+row or file. Images far smaller than the model input (a side under a quarter of it: upscaled more than
+4x, e.g. 1x1 or 40x40 for 224x224) are warnings: they do not change the exit status.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ from lsms.data.io import CTWindow, load_image, load_mask, parse_window
 from lsms.data.samples import Problem, ReferringSample, parse_samples
 from lsms.errors import DataError
 
+DEFAULT_MODEL_INPUT = 224  # the paper's input side for QaTa-COV19 and MosMedData+
+SMALL_IMAGE_FACTOR = 4  # an image side below model input / 4 is flagged
+
 
 @dataclass
 class CheckReport:
     """Result of ``check_dataset``: ``problems`` (empty when the data are fine), per-sample lesion
-    area fractions and text lengths (words), image sizes, and the time taken in seconds."""
+    area fractions and text lengths (words), image sizes, and the time taken in seconds. ``warnings``
+    (images far smaller than the model input) do not make the data invalid."""
 
     path: Path
     samples: list[ReferringSample]
     problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)
     lesion_fraction: dict[str, float] = field(default_factory=dict)
     text_words: list[int] = field(default_factory=list)
     image_sizes: Counter = field(default_factory=Counter)
@@ -71,15 +78,13 @@ def _inspect(
 
 
 def _dataset_problems(samples: list[ReferringSample]) -> list[Problem]:
-    """Problems between rows: empty text, duplicate rows or ids, cases split across splits."""
+    """Problems between rows: duplicate rows or ids, cases split across splits."""
     problems: list[Problem] = []
     seen_rows: dict[tuple, str] = {}
     seen_ids: set[str] = set()
     splits_of_case: dict[str, set[str]] = defaultdict(set)
     for sample in samples:
         where = f"sample {sample.id}"
-        if not sample.text:
-            problems.append(Problem(where, "empty text", sample=sample))
         key = (sample.image, sample.mask, sample.slice, sample.text)
         if key in seen_rows:
             problems.append(
@@ -107,9 +112,11 @@ def check_dataset(
     split: str | None = None,
     window: str | CTWindow | tuple[float, float] | None = None,
     workers: int | None = None,
+    model_input: tuple[int, int] = (DEFAULT_MODEL_INPUT, DEFAULT_MODEL_INPUT),
 ) -> CheckReport:
     """Read every row and file of a manifest or LViT folder and report what is wrong (never raises
-    for row or file problems; structural errors such as a missing column still raise DataError)."""
+    for row or file problems; structural errors such as a missing column still raise DataError).
+    Images with a side under ``model_input / SMALL_IMAGE_FACTOR`` are reported as warnings."""
     start = time.perf_counter()
     window = parse_window(window)
     samples, problems = parse_samples(path, split)
@@ -123,6 +130,20 @@ def check_dataset(
             problems.extend(Problem(f"sample {sample.id}", m, sample=sample) for m in messages)
             if shape is not None:
                 report.image_sizes[shape] += 1
+                if any(
+                    side * SMALL_IMAGE_FACTOR < target
+                    for side, target in zip(shape, model_input, strict=True)
+                ):
+                    report.warnings.append(
+                        Problem(
+                            f"sample {sample.id}",
+                            f"image {sample.image.name} is {shape[0]}x{shape[1]}, far smaller than the "
+                            f"model input {model_input[0]}x{model_input[1]} (upscaled more than "
+                            f"{SMALL_IMAGE_FACTOR}x); expected sides of at least "
+                            f"{-(-model_input[0] // SMALL_IMAGE_FACTOR)}x{-(-model_input[1] // SMALL_IMAGE_FACTOR)}",
+                            fatal=False,
+                        )
+                    )
             if fraction is not None:
                 report.lesion_fraction[sample.id] = fraction
     report.text_words = [len(s.text.split()) for s in samples]
@@ -142,7 +163,7 @@ def _distribution(values: list[float], fmt: str) -> str:
 def format_report(report: CheckReport) -> str:
     """Problems (one line each) then a summary: counts, image sizes, lesion size and text length."""
     samples = report.samples
-    lines = [str(p) for p in report.problems]
+    lines = [str(p) for p in report.problems] + [f"warning: {w}" for w in report.warnings]
     splits = Counter(s.split or "-" for s in samples)
     sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in report.image_sizes.most_common(5))
     more = f" and {len(report.image_sizes) - 5} more" if len(report.image_sizes) > 5 else ""
@@ -155,6 +176,7 @@ def format_report(report: CheckReport) -> str:
         f"  image sizes: {sizes or 'n/a'}{more}",
         f"  lesion area (% of image): {_distribution([100 * v for v in report.lesion_fraction.values()], '.2f')}",
         f"  text length (words): {_distribution(report.text_words, '.0f')}",
-        f"  {len(report.problems)} problem(s); checked in {report.seconds:.1f} s",
+        f"  {len(report.problems)} problem(s), {len(report.warnings)} warning(s); "
+        f"checked in {report.seconds:.1f} s",
     ]
     return "\n".join(lines)

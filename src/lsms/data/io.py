@@ -8,6 +8,10 @@ Conventions (see docs/data.md):
   NIfTI volumes are reoriented to the closest of (Z: inferior->superior, H: anterior->posterior,
   W: patient right->left), i.e. axial slices in the radiological display; DICOM series keep their
   stored in-plane order with slices sorted along the slice normal.
+- Every value must be finite: an image, volume or mask holding NaN or infinity is refused with one
+  line naming the file (for a volume, also its slices), since it would silently poison the min-max
+  scale, the model's output or training. A volume is refused whole, not slice by slice: its
+  intensity scale is shared by all its slices.
 - CT intensities are Hounsfield units (DICOM rescale slope/intercept applied); a ``CTWindow`` maps
   them to [0, 1]. Without a window, 8-bit images are divided by 255, 16-bit by 65535, and DICOM/NIfTI
   volumes are min-max scaled over the whole volume (so all slices of one volume share one scale).
@@ -123,6 +127,24 @@ def is_dicom(path: Path) -> bool:
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: file not found")
+
+
+def require_finite(array: np.ndarray, where: object) -> None:
+    """DataError naming ``where`` when a float array holds NaN or infinity; (Z, H, W) names the slices."""
+    if array.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return
+    located = ""
+    if array.ndim == 3 and array.shape[0] > 1:
+        slices = np.flatnonzero(bad.reshape(array.shape[0], -1).any(axis=1)).tolist()
+        shown = ", ".join(map(str, slices[:5])) + (", ..." if len(slices) > 5 else "")
+        located = f" in {len(slices)} of {array.shape[0]} slices ({shown})"
+    raise DataError(
+        f"{where}: {int(bad.sum())} of {array.size} values are NaN or infinite{located}; "
+        "expected finite intensities"
+    )
 
 
 # ---------------------------------------------------------------- raster (PNG/JPG/BMP/TIFF) files
@@ -358,10 +380,15 @@ def load_volume(path: str | os.PathLike) -> Volume:
     path = Path(path)
     _require_file(path)
     if is_nifti(path):
-        return _load_nifti_volume(path)
-    if is_dicom(path):
-        return _load_dicom_volume(path)
-    raise DataError(f"{path}: not a volume; expected .nii, .nii.gz, a DICOM file or a DICOM series folder")
+        volume = _load_nifti_volume(path)
+    elif is_dicom(path):
+        volume = _load_dicom_volume(path)
+    else:
+        raise DataError(
+            f"{path}: not a volume; expected .nii, .nii.gz, a DICOM file or a DICOM series folder"
+        )
+    require_finite(volume.array, path)
+    return volume
 
 
 @functools.lru_cache(maxsize=2)
@@ -405,6 +432,7 @@ def load_image(
     if path.suffix.lower() not in RASTER_SUFFIXES:
         raise DataError(f"{path}: unknown image type; expected PNG, JPG, BMP, TIFF, DICOM or NIfTI")
     pixels, _ = _raster_plane(path, slice_index)
+    require_finite(pixels, path)
     if window is not None:
         return window.apply(_to_gray(pixels))
     # scale by the integer range first so the luma weights see [0, 1] values
@@ -413,6 +441,7 @@ def load_image(
 
 def _binarize(values: np.ndarray, where: Path) -> np.ndarray:
     """{0, v} -> bool (v is foreground); anything else is not a binary mask."""
+    require_finite(values, where)
     unique = np.unique(values)
     if unique.size > 2 or (unique.size == 2 and unique[0] != 0) or (unique.size == 1 and unique[0] < 0):
         shown = ", ".join(f"{v:g}" for v in unique[:6].tolist()) + (", ..." if unique.size > 6 else "")

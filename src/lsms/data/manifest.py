@@ -32,9 +32,23 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
+def _require_utf8(path: Path) -> None:
+    """DataError naming the line and byte of the first bytes that are not UTF-8 (e.g. a latin-1 export)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path} line {line}: byte 0x{raw[error.start]:02x} is not UTF-8; expected a UTF-8 manifest "
+            "(re-save it as UTF-8)"
+        ) from None
+
+
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, raw row) pairs; a CSV header or a JSONL line that is not an object raises."""
     try:
+        _require_utf8(path)
         handle = open(path, encoding="utf-8-sig", newline="")
     except OSError as error:
         raise DataError(f"{path}: unreadable manifest ({error.strerror})") from None

@@ -82,7 +82,8 @@ def parse_samples(
 ) -> tuple[list[ReferringSample], list[Problem]]:
     """Read a manifest (.csv/.jsonl) or an LViT root/split folder without raising on row problems.
 
-    Structural errors (missing file, missing column) raise DataError; row-level problems are returned.
+    Structural errors (missing file, missing column, not UTF-8) raise DataError; row-level problems
+    (empty fields, empty text, ...) are returned.
     """
     from lsms.data import lvit, manifest
 
@@ -91,10 +92,17 @@ def parse_samples(
     if not path.exists():
         raise DataError(f"{path}: not found; expected a manifest (.csv/.jsonl) or an LViT dataset folder")
     if path.is_dir():
-        return lvit.parse_lvit(path, split)
-    samples, problems = manifest.parse_manifest(path)
-    if split is not None:
-        samples = [s for s in samples if s.split == split]
+        samples, problems = lvit.parse_lvit(path, split)
+    else:
+        samples, problems = manifest.parse_manifest(path)
+        if split is not None:
+            samples = [s for s in samples if s.split == split]
+    # An empty sentence cannot refer to anything (and has no partial variants): a row problem.
+    problems = list(problems) + [
+        Problem(f"sample {s.id}", "empty text; expected a referring sentence", sample=s)
+        for s in samples
+        if not s.text
+    ]
     return samples, problems
 
 

@@ -21,6 +21,7 @@ from lsms.data.io import CTWindow, load_mask, parse_window
 from lsms.errors import ConfigError, DataError
 from lsms.evaluation.metrics import MetricAccumulator
 from lsms.evaluation.text_variants import apply_text_variant
+from lsms.registry import check_input_size
 from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def evaluate(
         raise ConfigError(f"batch size: expected a positive integer, got {batch_size}")
     texts = apply_text_variant(samples, text_variant, seed)
     ct_window = parse_window(window)
+    check_input_size(model, tuple(image_size), "image size")
     uses_text = bool(getattr(model, "uses_text", False))
     device = _model_device(model)
     dtype = autocast_dtype(precision, device)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write
 from lsms.errors import ConfigError
 
 MIN_OPSET = 17
@@ -74,9 +75,8 @@ def export_onnx(
     wrapper = _ExportWrapper(model)
     was_training = model.training
     model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             # Shape checks in Python become constants in the trace; they only guard eager calls.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -98,8 +98,9 @@ def export_onnx(
                 do_constant_folding=True,
             )
         onnx.checker.check_model(str(tmp))
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return path

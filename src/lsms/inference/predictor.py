@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lsms.atomic import atomic_write
 from lsms.data.io import (
     CTWindow,
     Volume,
@@ -28,8 +29,10 @@ from lsms.data.io import (
     load_image,
     load_volume,
     parse_window,
+    require_finite,
 )
 from lsms.errors import ConfigError, DataError
+from lsms.registry import check_input_size
 from lsms.runtime import autocast, autocast_dtype, eval_mode, set_channels_last
 
 ImageInput = np.ndarray | torch.Tensor | str | os.PathLike
@@ -67,6 +70,7 @@ def array_to_unit(image: np.ndarray | torch.Tensor, window: CTWindow | None = No
         array = array[0]
     if array.ndim != 2:
         raise DataError(f"image array of shape {array.shape}; expected a gray image (H, W)")
+    require_finite(array, "image array")
     if window is not None and array.dtype.kind in "iuf":
         return window.apply(array)
     if array.dtype == np.uint8:
@@ -198,6 +202,7 @@ class Predictor:
             raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {threshold}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size}")
+        check_input_size(model, (size[0], size[1]), "image_size")
         self.model = model
         self.image_size: tuple[int, int] = (size[0], size[1])
         self.window = parse_window(window if window is not None else preprocess.get("window"))
@@ -238,6 +243,12 @@ class Predictor:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise ConfigError("empty sentence: describe the target, e.g. 'a lesion in the left lung'")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes of a command line arrive as lone surrogates
+                raise ConfigError(
+                    f"sentence {text!r}: holds bytes that are not UTF-8; expected UTF-8 text"
+                ) from None
         return self.model.tokenize(list(texts))
 
     def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -388,12 +399,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a uint8 / uint16 (H, W) or uint8 (H, W, 3) array as PNG (atomically)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    image = Image.fromarray(np.ascontiguousarray(array))
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def mask_to_png_array(mask: np.ndarray) -> np.ndarray:
@@ -405,7 +412,11 @@ def save_probabilities(probabilities: np.ndarray, path: str | os.PathLike) -> Pa
     """float32 (H, W) in [0, 1] -> ``.png`` (16-bit, value = round(p * 65535)) or ``.npy`` (float32)."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, probabilities.astype(np.float32))
-        return path
+        values = probabilities.astype(np.float32)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # a path argument would get ".npy" appended
+                np.save(handle, values)
+
+        return atomic_write(path, write)
     return save_png(np.round(np.clip(probabilities, 0.0, 1.0) * 65535.0).astype(np.uint16), path)

@@ -29,10 +29,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from lsms.data.io import DICOM_SUFFIXES, NIFTI_SUFFIXES, RASTER_SUFFIXES
 from lsms.errors import DataError, LSMSError
 from lsms.inference.explain import captioned_overlay
-from lsms.inference.predictor import Predictor, mask_to_png_array, output_stem, safe_name
+from lsms.inference.predictor import Predictor, mask_to_png_array, safe_name
 
 logger = logging.getLogger("lsms.serve")
 UPLOAD_SUFFIXES = NIFTI_SUFFIXES + RASTER_SUFFIXES + DICOM_SUFFIXES
+MAX_STEM = 100  # characters of the upload's name kept in the download's name
 
 
 def png_data_url(array: np.ndarray) -> str:
@@ -55,6 +56,16 @@ def upload_suffix(filename: str, head: bytes) -> str:
     raise DataError(
         f"{filename or 'the upload'}: unsupported file type; expected PNG, JPG, TIFF, DICOM or NIfTI"
     )
+
+
+def upload_stem(filename: str) -> str:
+    """The download's name stem: the upload's name without its image suffix, as a safe file name of at
+    most MAX_STEM characters. Pure string work: a client's name never touches the server's disk."""
+    for suffix in UPLOAD_SUFFIXES:
+        if filename.lower().endswith(suffix):
+            filename = filename[: -len(suffix)]
+            break
+    return safe_name(filename)[:MAX_STEM]
 
 
 def _read_index() -> str:
@@ -114,7 +125,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = 20.0) -> FastAPI:
             except LSMSError as problem:
                 # messages name the temporary copy; show the user's file name instead
                 return error(str(problem).replace(str(path), name) if path is not None else str(problem))
-            except Exception:  # never let one bad upload stop the server; the traceback goes to the log
+            except Exception:  # a bug, not bad input: keep serving; the traceback goes to the log
                 logger.exception("segmenting %s failed", name)
                 return error(f"{name}: could not be segmented (internal error; see the server log)", 500)
         height, width = prediction.mask.shape
@@ -122,7 +133,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = 20.0) -> FastAPI:
             {
                 "overlay": png_data_url(captioned_overlay(prediction.image, prediction.mask, text)),
                 "mask": png_data_url(mask_to_png_array(prediction.mask)),
-                "mask_name": f"{safe_name(output_stem(name))}_mask.png",
+                "mask_name": f"{upload_stem(name)}_mask.png",
                 "width": width,
                 "height": height,
                 "foreground": float(prediction.mask.mean()),

@@ -73,6 +73,7 @@ class LSMSConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 setattr(self, f.name, tuple(value))
+            _check_type(f, getattr(self, f.name))
         if not (len(self.embed_dims) == len(self.depths) == len(self.mlp_ratios) == 4):
             raise ValueError("embed_dims, depths and mlp_ratios need one entry per stage (4)")
 
@@ -88,12 +89,33 @@ class LSMSConfig:
         return cls(**values)
 
 
+def _check_type(f: dataclasses.Field, value: object) -> None:
+    """ValueError naming the field when ``value`` is not of its default's kind (e.g. ``kernel_sizes: 7``)."""
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if isinstance(default, tuple):
+        ok = isinstance(value, tuple) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
+        expected = f"a list of numbers such as {list(default)}"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        kinds = (int,) if isinstance(default, int) else (int, float)
+        ok, expected = isinstance(value, kinds) and not isinstance(value, bool), type(default).__name__
+    else:
+        ok, expected = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise ValueError(f"{f.name}: expected {expected}, got {value!r}")
+
+
 class LSMS(TextConditionedModel):
     """Image + referring expression -> mask logits.
 
     Forward: image (B, in_chans, H, W) in [0, 1], H and W >= 64, plus token ids / attention mask
     (B, T) or pre-computed word features (B, T, C_l) and mask -> logits (B, num_classes, H, W).
     """
+
+    min_input_side = MIN_INPUT_SIDE
 
     def __init__(self, config: LSMSConfig) -> None:
         super().__init__(

@@ -1,18 +1,25 @@
 """``save_pretrained`` / ``from_pretrained``: a checkpoint is a folder that loads anywhere.
 
-config.json         architecture (registry name), model config, preprocessing, provenance
-model.safetensors   all weights, text encoder included (never pickled)
+config.json         architecture (registry name), model config, preprocessing, provenance and the
+                    SHA-256 of model.safetensors (checked on load)
+model.safetensors   all weights, text encoder included (never pickled): the folder is portable
 text_encoder/       tokenizer files and the text encoder's architecture config
+
+Loading refuses, with one line naming the file, a weights file whose checksum differs from the recorded
+one, or that holds NaN or infinite values (a corrupt file or a diverged run would predict garbage).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write, atomic_write_text
 from lsms.errors import CheckpointError
 
 CONFIG_NAME = "config.json"
@@ -21,10 +28,81 @@ TEXT_ENCODER_DIR = "text_encoder"
 FORMAT_VERSION = 2  # 2: LSMS configs record decoder_align_stage (format 1 checkpoints were aligned at F1)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of named tensors (names, dtypes, shapes and values, in name order): identifies a set
+    of weights whatever file format holds them."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_weights(
+    tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> str:
+    """Write tensors as a safetensors file (atomically, mode 0666 & ~umask); returns its SHA-256."""
+    from safetensors.torch import save_file
+
+    contiguous = {name: tensor.detach().contiguous() for name, tensor in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(contiguous, str(tmp), metadata=metadata))
+    return file_sha256(path)
+
+
+def load_weights(
+    model: nn.Module,
+    path: Path,
+    *,
+    sha256: str | None = None,
+    absent_prefixes: tuple[str, ...] = (),
+    device: str | torch.device = "cpu",
+) -> None:
+    """Load a safetensors file into ``model`` with every check, each failure one CheckpointError line:
+    the file's SHA-256 against ``sha256`` (when recorded), every tensor finite, and names and shapes
+    equal to the model's (keys under ``absent_prefixes`` may be missing: weights kept elsewhere)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing weights file")
+    if sha256 is not None:
+        actual = file_sha256(path)
+        if actual != sha256:
+            raise CheckpointError(
+                f"{path}: SHA-256 {actual[:16]}... differs from the recorded {sha256[:16]}...; "
+                "the file is corrupt or was replaced"
+            )
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: unreadable or truncated safetensors file ({error})") from None
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}); "
+            "expected finite weights (a corrupt file or a diverged run)"
+        )
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: weights do not match {type(model).__name__} ({first_line})") from None
+    missing = [key for key in missing if not key.startswith(absent_prefixes)] if absent_prefixes else missing
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match {getattr(model, 'architecture', type(model).__name__)!r}: "
+            f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
 
 
 def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | None = None) -> Path:
@@ -33,8 +111,6 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
     preprocess: how inputs were prepared in training, e.g. ``{"image_size": [224, 224], "window": None}``;
     defaults to ``model.preprocess`` when the model was loaded with one.
     """
-    from safetensors.torch import save_model
-
     from lsms import __version__
 
     architecture = getattr(model, "architecture", None)
@@ -48,9 +124,7 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
     text_encoder = getattr(model, "text_encoder", None)
     if text_encoder is not None:
         text_encoder.save_files(folder / TEXT_ENCODER_DIR)
-    tmp_weights = folder / (WEIGHTS_NAME + ".tmp")
-    save_model(model, str(tmp_weights))
-    os.replace(tmp_weights, folder / WEIGHTS_NAME)
+    sha256 = save_weights(model.state_dict(), folder / WEIGHTS_NAME)
     metadata = {
         "format": "lsms-checkpoint",
         "format_version": FORMAT_VERSION,
@@ -59,8 +133,9 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
         "config": config,
         "text_encoder_source": getattr(model, "text_encoder_source", config.get("text_encoder")),
         "preprocess": preprocess if preprocess is not None else getattr(model, "preprocess", {}),
+        "weights_sha256": sha256,
     }
-    _atomic_write_text(folder / CONFIG_NAME, json.dumps(metadata, indent=2, default=list) + "\n")
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(metadata, indent=2, default=list) + "\n")
     return folder
 
 
@@ -83,9 +158,6 @@ def read_checkpoint_config(folder: str | Path) -> dict:
 
 def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
     """Rebuild and load a model saved by :func:`save_pretrained`, in eval mode on ``device``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
     from lsms.registry import create_model
 
     folder = Path(folder)
@@ -103,20 +175,8 @@ def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
         model = create_model(metadata["architecture"], **config)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG_NAME}: cannot build the model ({error})") from None
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{weights}: unreadable or truncated safetensors file ({error})") from None
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(
-            f"{weights}: weights do not match the architecture in {CONFIG_NAME} ({first_line})"
-        ) from None
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{weights}: weights do not match {metadata['architecture']!r}: "
-            f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
+    # Checkpoints written before checksums were recorded (format 1 without the field) load unchecked.
+    load_weights(model, weights, sha256=metadata.get("weights_sha256"))
     model.text_encoder_source = metadata.get("text_encoder_source")
     model.preprocess = metadata.get("preprocess", {})
     return model.to(device).eval()

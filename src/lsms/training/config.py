@@ -16,9 +16,34 @@ from typing import Any
 
 import yaml
 
+from lsms.atomic import atomic_write_text
 from lsms.data.samples import TRAINING_TEXT_VARIANTS
 from lsms.errors import ConfigError
 from lsms.runtime import PRECISIONS
+
+# What a resumed run may change: the budget, logging, validation and checkpoint cadence, and how (not
+# what) it computes. Everything else (model, data, image size, seed, batch size, optimiser, loss, precision,
+# threshold) defines the run and is refused by :func:`resume_changes`.
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.epochs",
+        "train.max_steps",
+        "train.log_every",
+        "train.progress",
+        "train.val_every",
+        "train.val_batch_size",
+        "train.patience",
+        "train.checkpoint_every",
+        "train.stop_after_steps",
+        "train.threads",
+        "train.device",
+        "train.cache_text",
+        "train.channels_last",
+        "train.output_dir",
+        "train.run_dir",  # a run folder that was moved resumes where it now is
+        "data.num_workers",
+    }
+)
 
 
 @dataclass
@@ -331,8 +356,35 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    """Write the config as YAML (the run folder's config.yaml)."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    """Write the config as YAML (the run folder's config.yaml), atomically."""
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _flatten(config: Config) -> dict[str, Any]:
+    return {
+        f"{section}.{key}": value
+        for section, values in config.to_dict().items()
+        for key, value in values.items()
+    }
+
+
+def resume_changes(saved: Config, requested: Config, source: str) -> list[tuple[str, Any, Any]]:
+    """The fields ``requested`` changes from the ``saved`` config of a run, as (key, old, new).
+
+    Raises one ConfigError listing every change outside RESUMABLE_KEYS: a run cannot honour a new
+    model, data, image size, seed, batch size, optimiser or loss halfway.
+    """
+    old, new = _flatten(saved), _flatten(requested)
+    changes = [(key, old[key], new[key]) for key in old if old[key] != new[key]]
+    refused = [
+        f"{key} {before!r} -> {after!r}" for key, before, after in changes if key not in RESUMABLE_KEYS
+    ]
+    if refused:
+        raise ConfigError(
+            f"--resume: {source} was trained with other settings; cannot change {'; '.join(refused)} "
+            "(start a new run for that)"
+        )
+    return changes
 
 
 def replace_section(config: Config, section: str, **changes: Any) -> Config:

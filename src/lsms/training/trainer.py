@@ -25,18 +25,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from lsms.errors import ConfigError
+from lsms.atomic import clean_interrupted_writes, replace_dir
+from lsms.errors import CheckpointError, ConfigError, TrainingError
 from lsms.losses import DiceBCELoss
+from lsms.models.pretrained import tensors_sha256
+from lsms.registry import check_input_size
 from lsms.runtime import autocast, autocast_dtype, resolve_device, set_channels_last
 from lsms.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
-    replace_dir,
     restore_rng_state,
     save_checkpoint,
 )
-from lsms.training.config import Config, dump_config, load_config, replace_section
+from lsms.training.config import Config, dump_config, load_config, replace_section, resume_changes
 from lsms.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -49,6 +51,7 @@ from lsms.training.text_cache import TextFeatureCache
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.csv"
+RESUME_LOG = "resume.log"
 BEST_DIR = "best"
 CHECKPOINT_DIR = "checkpoint"
 
@@ -202,16 +205,25 @@ class Trainer:
         self.run_dir = _make_run_dir(config, self.info)
         self.config = config = _absolute_paths(config, self.run_dir)
         self.resume = resume
+        # Checked before anything is built or written: a refused resume leaves the run as it was.
+        self.changes = self._check_resume_config() if resume else []
         self.amp_dtype = autocast_dtype(config.train.precision, self.device)
         self.image_size = tuple(config.data.image_size)
 
         seed_everything(config.train.seed)  # same model initialisation on every rank
         self.model = set_channels_last(build_model(config).to(self.device), config.train.channels_last)
+        check_input_size(self.model, self.image_size, "data.image_size")
         self.uses_text = bool(getattr(self.model, "uses_text", False))
         encoder = getattr(self.model, "text_encoder", None)
         self.cache = (
             TextFeatureCache(self.model)
             if self.uses_text and encoder is not None and encoder.frozen and config.train.cache_text
+            else None
+        )
+        # A frozen text encoder is not copied into every checkpoint: they name it and its weights' hash.
+        self.text_reference = (
+            {"name": encoder.name_or_path, "sha256": tensors_sha256(encoder.state_dict())}
+            if encoder is not None and encoder.frozen
             else None
         )
 
@@ -274,44 +286,100 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- setup
+    def _check_resume_config(self) -> list[tuple[str, object, object]]:
+        """The allowed changes of a resume (see ``resume_changes``), or ConfigError listing the refused."""
+        checkpoint_dir = self.run_dir / CHECKPOINT_DIR
+        if latest_checkpoint(checkpoint_dir) is None:
+            raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}")
+        saved_path = self.run_dir / CONFIG_FILE
+        if not saved_path.is_file():
+            raise ConfigError(f"--resume: {self.run_dir} holds no {CONFIG_FILE}; not a run folder")
+        saved = load_config(saved_path)
+        return resume_changes(saved, self.config, str(self.run_dir))
+
+    def _data_layout(self) -> dict[str, int]:
+        """What a saved position means: it indexes this many samples in batches of this size."""
+        return {
+            "samples": len(self.dataset),
+            "batch_size": self.config.train.batch_size,
+            "batches_per_epoch": self.batches_per_epoch,
+        }
+
+    def _restore(self, step_folder: Path) -> None:
+        """Load a checkpoint, refusing (before anything is written) what cannot be restored exactly."""
+        state = load_checkpoint(step_folder, self.model, map_location=self.device)
+        if len(state["rng"]) != self.info.world_size:
+            raise ConfigError(
+                f"--resume: {step_folder} was written by {len(state['rng'])} process(es), "
+                f"this run has {self.info.world_size}"
+            )
+        saved_text = state.get("text_encoder")
+        if saved_text is not None and saved_text != self.text_reference:
+            now = self.text_reference["sha256"][:16] if self.text_reference else "none"
+            raise CheckpointError(
+                f"{step_folder}: trained with text encoder {saved_text['name']!r} "
+                f"(weights SHA-256 {saved_text['sha256'][:16]}...), but the one found now is {now}...; "
+                "install the same text encoder to resume"
+            )
+        position = _Position(**state["position"])
+        saved_layout = state.get("data", self._data_layout())
+        if saved_layout != self._data_layout() or position.batch_in_epoch >= self.batches_per_epoch:
+            raise ConfigError(
+                f"--resume: {step_folder} stands at micro-batch {position.batch_in_epoch} of epoch "
+                f"{position.epoch} for {saved_layout}; the data now give {self._data_layout()}, so that "
+                "position cannot be restored exactly (did the training data change?)"
+            )
+        if position.step > self.total_steps:
+            raise ConfigError(
+                f"--resume: the run has done {position.step} steps; the budget of {self.total_steps} "
+                "steps is already past (train.max_steps / train.epochs)"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scheduler.total_iters != self.total_steps:
+            # A changed budget: continue on the polynomial decay of the new one from this step.
+            self.scheduler.total_iters = self.total_steps
+            decay = (1 - position.step / self.total_steps) ** self.config.optim.poly_power
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = base * decay
+            self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"][self.info.rank])
+        self.position = position
+
     def _restore_or_start(self) -> None:
         checkpoint_dir = self.run_dir / CHECKPOINT_DIR
-        step_folder = latest_checkpoint(checkpoint_dir) if self.resume else None
-        if self.resume and step_folder is None:
-            raise ConfigError(f"--resume: no checkpoint in {checkpoint_dir}")
+        step_folder = latest_checkpoint(checkpoint_dir) if self.resume else None  # checked in __init__
         # Rank 0 decides before it writes config.yaml below: another rank looking later would see it.
         holds_run = broadcast_object((self.run_dir / CONFIG_FILE).exists() if self.info.is_main else None)
         if not self.resume and holds_run:
             raise ConfigError(
                 f"train.run_dir: {self.run_dir} already holds a run; use --resume or another folder"
             )
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            # stop_after_steps simulates one interruption; the run's saved config must not repeat it.
-            dump_config(
-                replace_section(self.config, "train", stop_after_steps=None), self.run_dir / CONFIG_FILE
-            )
         if step_folder is None:
             seed_everything(self.config.train.seed + self.info.rank)
             resume_step = None
         else:
-            state = load_checkpoint(step_folder, self.model, map_location=self.device)
-            if state["scheduler"]["total_iters"] != self.total_steps:
-                raise ConfigError(
-                    f"--resume: the run's budget was {state['scheduler']['total_iters']} steps, "
-                    f"the config now gives {self.total_steps}; the budget cannot change on resume"
-                )
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-            if len(state["rng"]) != self.info.world_size:
-                raise ConfigError(
-                    f"--resume: {step_folder} was written by {len(state['rng'])} process(es), "
-                    f"this run has {self.info.world_size}"
-                )
-            restore_rng_state(state["rng"][self.info.rank])
-            self.position = _Position(**state["position"])
+            self._restore(step_folder)
             resume_step = self.position.step
+        # Every check passed: only now is the run folder written.
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for folder in (self.run_dir, checkpoint_dir):
+                for name in clean_interrupted_writes(folder):
+                    print(f"lsms train: cleaned {folder / name} (left by an interrupted write)")
+            # stop_after_steps simulates one interruption; the run's saved config must not repeat it.
+            dump_config(
+                replace_section(self.config, "train", stop_after_steps=None), self.run_dir / CONFIG_FILE
+            )
+            recorded = [c for c in self.changes if c[0] != "train.stop_after_steps"]
+            if recorded:
+                with open(self.run_dir / RESUME_LOG, "a", encoding="utf-8") as handle:
+                    changes = "; ".join(f"{key} {old!r} -> {new!r}" for key, old, new in recorded)
+                    handle.write(
+                        f"{datetime.now().isoformat(timespec='seconds')} step {resume_step}: {changes}\n"
+                    )
+                print(f"lsms train: resumed with {changes} (recorded in {RESUME_LOG})")
         self.log = CsvLog(self.run_dir / LOG_FILE, resume_step) if self.info.is_main else None
         self.writer = None
         if self.info.is_main:
@@ -357,6 +425,37 @@ class Trainer:
                     image, tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
                 )
         return self.loss_fn(logits, mask)
+
+    def _batch_name(self, batch: dict[str, Any]) -> str:
+        pos = self.position
+        return (
+            f"epoch {pos.epoch}, micro-batch {pos.batch_in_epoch - 1}"
+            + (f" of rank {self.info.rank}" if self.info.enabled else "")
+            + f" (samples {', '.join(batch['id'])})"
+        )
+
+    def _stop_if_diverged(self, bad_batch: str | None) -> None:
+        """Raise TrainingError before optimiser step ``position.step + 1`` when a loss or gradient is not
+        finite: nothing of this step is applied or saved, the last checkpoint and best/ stay as they are.
+        With fp16 the gradient scaler owns overflowing gradients (it skips the step and lowers the scale).
+        Every process takes part (one all-reduce), so with DDP all stop together."""
+        flagged = all_reduce_sum([float(bad_batch is not None)], self.device)[0] > 0
+        problem = bad_batch or ("loss in another process's micro-batch" if flagged else None)
+        if problem is None and not self.scaler.is_enabled():
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads and not torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads]).sum()):
+                problem = (
+                    f"gradient in the step ending at epoch {self.position.epoch}, "
+                    f"micro-batch {self.position.batch_in_epoch - 1}"
+                )
+        if problem is None:
+            return
+        saved = latest_checkpoint(self.run_dir / CHECKPOINT_DIR)
+        raise TrainingError(
+            f"non-finite {problem} at step {self.position.step + 1}; training stopped, nothing of this "
+            f"step was applied or saved (last checkpoint: {saved or 'none'}). Check those samples "
+            "(lsms data check), or lower optim.lr / set optim.grad_clip"
+        )
 
     def _optimizer_step(self) -> None:
         if self.config.optim.grad_clip is not None:
@@ -416,8 +515,13 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "rng": rng_states,
                 "position": vars(self.position).copy(),
+                "data": self._data_layout(),
             }
-            save_checkpoint(self.run_dir / CHECKPOINT_DIR, self.position.step, self.model, state)
+            leave_out: tuple[str, ...] = ()
+            if self.text_reference is not None:
+                state["text_encoder"] = self.text_reference
+                leave_out = ("text_encoder.",)
+            save_checkpoint(self.run_dir / CHECKPOINT_DIR, self.position.step, self.model, state, leave_out)
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> Path:
@@ -435,6 +539,7 @@ class Trainer:
         )
         window_loss, window_batches, window_images, window_start = 0.0, 0, 0, time.perf_counter()
         stop = pos.step >= self.total_steps
+        bad_batch: str | None = None  # the first micro-batch of the current step with a non-finite loss
         while not stop:
             for batch in self._loader(pos.epoch, pos.batch_in_epoch):
                 group_start = pos.batch_in_epoch - pos.batch_in_epoch % accumulation
@@ -445,12 +550,16 @@ class Trainer:
                 with sync:
                     loss = self._forward(batch)
                     self.scaler.scale(loss / group_size).backward()
+                if bad_batch is None and not torch.isfinite(loss.detach()):
+                    bad_batch = f"loss {float(loss):g} in {self._batch_name(batch)}"
                 window_loss += float(loss.detach())
                 window_batches += 1
                 window_images += len(batch["text"])
                 if not last_in_group:
                     continue
+                self._stop_if_diverged(bad_batch)
                 self._optimizer_step()
+                bad_batch = None
                 pos.step += 1
                 epoch_done = pos.batch_in_epoch == self.batches_per_epoch
                 if epoch_done:
