@@ -52,6 +52,7 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
     val_rows = [row for row in rows if row["val_dice"]]
     assert [int(row["step"]) for row in train_rows] == [1, 2, 3, 4]
     assert [int(row["step"]) for row in val_rows] == [2, 4]
+    assert all(0.0 <= float(row["val_pooled_dice"]) <= 1.0 for row in val_rows)  # both conventions logged
     assert all(float(row["images_per_s"]) > 0 for row in train_rows)
     # polynomial decay per iteration: lr_k = lr * (1 - k / 4) ** 0.9 after k steps
     assert [float(row["lr"]) for row in train_rows] == pytest.approx(
