@@ -45,6 +45,8 @@ from lsms.training.distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from lsms.training.init_weights import REPORT_FILE as INIT_REPORT_FILE
+from lsms.training.init_weights import load_init_checkpoint
 from lsms.training.text_cache import TextFeatureCache
 
 CONFIG_FILE = "config.yaml"
@@ -181,11 +183,11 @@ def _make_run_dir(config: Config, info: DistInfo) -> Path:
 
 
 def _absolute_paths(config: Config, run_dir: Path) -> Config:
-    """The config as written to the run folder: absolute data paths and the run folder itself."""
+    """The config as written to the run folder: absolute data and init-checkpoint paths, the run folder."""
     data = config.to_dict()
-    for key in ("train", "val"):
-        if data["data"][key]:
-            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
+    for section, key in (("data", "train"), ("data", "val"), ("model", "init_checkpoint")):
+        if data[section][key]:
+            data[section][key] = str(Path(data[section][key]).expanduser().resolve())
     data["train"]["run_dir"] = str(run_dir)
     return Config.from_dict(data, "resolved config")
 
@@ -206,7 +208,14 @@ class Trainer:
         self.image_size = tuple(config.data.image_size)
 
         seed_everything(config.train.seed)  # same model initialisation on every rank
-        self.model = set_channels_last(build_model(config).to(self.device), config.train.channels_last)
+        model = build_model(config)
+        # A resumed run's checkpoint holds its weights: the init checkpoint only starts a new run.
+        self.init_report = (
+            load_init_checkpoint(model, config.model.init_checkpoint)
+            if config.model.init_checkpoint and not resume
+            else None
+        )
+        self.model = set_channels_last(model.to(self.device), config.train.channels_last)
         self.uses_text = bool(getattr(self.model, "uses_text", False))
         encoder = getattr(self.model, "text_encoder", None)
         self.cache = (
@@ -291,6 +300,11 @@ class Trainer:
             dump_config(
                 replace_section(self.config, "train", stop_after_steps=None), self.run_dir / CONFIG_FILE
             )
+            if self.init_report is not None:
+                self.init_report.to_json(self.run_dir / INIT_REPORT_FILE)
+                print(
+                    f"lsms train: init {self.init_report.summary()}; lists in {self.run_dir / INIT_REPORT_FILE}"
+                )
         if step_folder is None:
             seed_everything(self.config.train.seed + self.info.rank)
             resume_step = None
