@@ -177,6 +177,24 @@ def test_text_free_model_and_trainable_text_encoder(tiny_manifest: Path, tiny_co
     assert not torch.equal(before, next(tuned.model.text_encoder.parameters()))
 
 
+def test_frozen_text_encoder_is_the_cached_default_and_does_not_change(
+    tiny_manifest: Path, tiny_config, tmp_path: Path
+) -> None:
+    trainer = Trainer(
+        Config.from_dict(
+            tiny_config(tiny_manifest, tmp_path / "run", train={"max_steps": 2, "val_every": None})
+        )
+    )
+    assert trainer.model.text_encoder.frozen and trainer.cache is not None
+    assert len(trainer.optimizer.param_groups) == 1  # no text group
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.fit()
+    after = dict(trainer.model.named_parameters())
+    text = [name for name in before if name.startswith("text_encoder.")]
+    assert text and all(torch.equal(before[name], after[name]) for name in text)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name not in text)
+
+
 def test_bf16_training_lowers_the_loss_like_fp32(run, tmp_path: Path) -> None:
     losses = {}
     for precision in ("fp32", "bf16"):
