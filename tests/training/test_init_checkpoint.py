@@ -123,3 +123,33 @@ def test_resume_does_not_read_the_init_checkpoint_again(
     config["train"]["stop_after_steps"] = None
     assert train(Config.from_dict(config), resume=True) == run_dir
     assert (run_dir / "checkpoint" / "latest").read_text().strip() == "step-000002"
+
+
+def test_a_run_starts_from_the_output_of_lsms_convert_segnext(
+    tiny_manifest: Path, tiny_config, tmp_path: Path
+) -> None:
+    dim = lsms.create_model("lsms-nano").config.embed_dims[0]
+    imagenet = torch.randn(dim, 1, 5, 5, generator=torch.Generator().manual_seed(5))
+    save_file(
+        {"backbone.block1.0.attn.spatial_gating_unit.conv0.weight": imagenet}, tmp_path / "mscan.safetensors"
+    )
+    converted = tmp_path / "converted"
+    assert (
+        main(
+            [
+                "convert",
+                "segnext",
+                str(tmp_path / "mscan.safetensors"),
+                "--model",
+                "lsms-nano",
+                "--out",
+                str(converted),
+            ]
+        )
+        == 0
+    )
+    config = tiny_config(tiny_manifest, tmp_path / "run", model={"init_checkpoint": str(converted)})
+    trainer = Trainer(Config.from_dict(config))
+    torch.testing.assert_close(trainer.model.stages[0][0].attention.pre_conv.weight, imagenet)
+    report = json.loads((tmp_path / "run" / "init_report.json").read_text())
+    assert "stages.0.0.attention.pre_conv.weight" in report["loaded"] and not report["skipped"]
