@@ -301,7 +301,7 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
             batch_size=16,
             progress=False,
         )
-        metrics[variant] = {k: result.means[k] for k in ("dice", "miou", "oiou", "n")}
+        metrics[variant] = {k: result.means[k] for k in ("dice", "miou", "oiou", "pooled_dice", "n")}
         print(f"  {variant}: dice {100 * metrics[variant]['dice']:.2f}", flush=True)
     payload = {
         "key": spec.key,

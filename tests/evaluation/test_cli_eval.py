@@ -56,12 +56,14 @@ def test_eval_writes_summary_and_prints_table(checkpoint_and_data, tmp_path, cap
     assert main([*args, "--text", "shuffled", "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert "| text | n | Dice (%) | mIoU (%) | oIoU (%)" in printed and "| shuffled | 4 |" in printed
+    assert "pooled Dice (%) |" in printed and "oIoU (= pooled IoU)" in printed  # both conventions, named
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     settings = summary["settings"]
     assert settings["checkpoint"] == str(checkpoint.resolve()) and settings["data"] == str(manifest.resolve())
     assert settings["text_variant"] == "shuffled" and settings["image_size"] == [64, 64]
     assert settings["split"] == "val" and settings["threshold"] == 0.5 and "date" in settings
     assert summary["means"]["n"] == 4 and len(summary["per_sample"]) == 4
+    assert 0.0 <= summary["means"]["pooled_dice"] <= 1.0
     assert all(0.0 <= row["dice"] <= 1.0 and row["target_pixels"] == 64 for row in summary["per_sample"])
     # Same seed, same numbers; --size overrides the checkpoint's preprocessing.
     assert main([*args, "--text", "shuffled", "--size", "64", "96", "--out", str(tmp_path / "b")]) == 0

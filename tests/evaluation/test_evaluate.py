@@ -87,6 +87,8 @@ def test_summary_json_and_markdown(fake_model, samples, tmp_path):
     table = result.markdown_table().splitlines()
     assert len(table) == 3 and table[0].startswith("| text | n | Dice (%) | mIoU (%) | oIoU (%) | P@0.5 (%)")
     assert table[2].startswith(f"| full | {len(samples)} | 100.00 | 100.00 | 100.00 |")
+    assert table[0].endswith("| P@0.9 (%) | pooled Dice (%) |") and table[2].endswith("| 100.00 |")
+    assert payload["means"]["pooled_dice"] == 1.0
 
 
 def test_bad_settings_raise(fake_model, samples):

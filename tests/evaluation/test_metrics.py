@@ -1,4 +1,5 @@
-"""Metric values on hand-made masks: Dice/IoU, empty-mask rules, oIoU versus mIoU, precision@K."""
+"""Metric values on hand-made masks: Dice/IoU, empty-mask rules, oIoU versus mIoU, pooled Dice, precision@K,
+per-image Dice against MONAI."""
 
 import numpy as np
 import pytest
@@ -97,3 +98,43 @@ def test_all_empty_gives_oiou_one_and_empty_summary_raises():
         acc.summary()
     acc.update(np.zeros((3, 3), dtype=bool), np.zeros((3, 3), dtype=bool), "a")
     assert acc.summary()["oiou"] == 1.0
+
+
+def test_per_image_dice_matches_monai_dice_metric():
+    from monai.metrics import DiceMetric
+
+    rng = np.random.default_rng(0)
+    preds = [rng.random((12, 16)) < p for p in (0.1, 0.3, 0.5, 0.7)]
+    targets = [rng.random((12, 16)) < p for p in (0.2, 0.3, 0.6, 0.4)]
+    empty = np.zeros((12, 16), dtype=bool)
+    preds += [empty, preds[0], empty]  # empty/empty scores 1; a prediction on, or a miss of, nothing 0
+    targets += [empty, empty, targets[0]]
+    acc = MetricAccumulator()
+    ours = [
+        acc.update(pred, target, f"s{i}")["dice"]
+        for i, (pred, target) in enumerate(zip(preds, targets, strict=True))
+    ]
+    # MONAI's default ignore_empty=True gives NaN for an empty ground truth; False applies our rule.
+    metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
+    monai = metric(torch.from_numpy(np.stack(preds)[:, None]), torch.from_numpy(np.stack(targets)[:, None]))
+    assert ours == pytest.approx(monai[:, 0].tolist())
+    assert acc.summary()["dice"] == pytest.approx(float(monai.mean()))
+
+
+def test_pooled_dice_and_iou_sum_the_pixels_of_the_split():
+    acc = MetricAccumulator()
+    # Big lesion found well (I=90, |P|=90, |G|=100) and a small one half found (I=2, |P|=2, |G|=4).
+    acc.update(_mask((20, 20), (0, 9, 0, 10)), _mask((20, 20), (0, 10, 0, 10)), "big")
+    acc.update(_mask((20, 20), (0, 1, 0, 2)), _mask((20, 20), (0, 1, 0, 4)), "small")
+    # A false positive on an empty ground truth adds its 3 pixels to |P| and to the union only.
+    acc.update(_mask((20, 20), (5, 6, 0, 3)), np.zeros((20, 20), dtype=bool), "empty")
+    summary = acc.summary()
+    assert summary["pooled_dice"] == pytest.approx(2 * (90 + 2) / ((90 + 2 + 3) + (100 + 4)))
+    assert summary["oiou"] == pytest.approx((90 + 2) / (100 + 4 + 3))  # oIoU is the pooled IoU
+    assert summary["dice"] == pytest.approx((2 * 90 / 190 + 2 * 2 / 6 + 0) / 3)  # per image, for contrast
+    # Pooled numbers weigh pixels, not images: the big lesion dominates them.
+    assert summary["pooled_dice"] > summary["dice"] + 0.3
+    # Nothing anywhere: pooled scores follow the empty/empty rule.
+    nothing = MetricAccumulator()
+    nothing.update(np.zeros((3, 3), dtype=bool), np.zeros((3, 3), dtype=bool), "a")
+    assert nothing.summary()["pooled_dice"] == nothing.summary()["oiou"] == 1.0

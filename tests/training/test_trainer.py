@@ -52,6 +52,7 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
     val_rows = [row for row in rows if row["val_dice"]]
     assert [int(row["step"]) for row in train_rows] == [1, 2, 3, 4]
     assert [int(row["step"]) for row in val_rows] == [2, 4]
+    assert all(0.0 <= float(row["val_pooled_dice"]) <= 1.0 for row in val_rows)  # both conventions logged
     assert all(float(row["images_per_s"]) > 0 for row in train_rows)
     # polynomial decay per iteration: lr_k = lr * (1 - k / 4) ** 0.9 after k steps
     assert [float(row["lr"]) for row in train_rows] == pytest.approx(
@@ -174,6 +175,24 @@ def test_text_free_model_and_trainable_text_encoder(tiny_manifest: Path, tiny_co
     before = next(tuned.model.text_encoder.parameters()).detach().clone()
     tuned.fit()
     assert not torch.equal(before, next(tuned.model.text_encoder.parameters()))
+
+
+def test_frozen_text_encoder_is_the_cached_default_and_does_not_change(
+    tiny_manifest: Path, tiny_config, tmp_path: Path
+) -> None:
+    trainer = Trainer(
+        Config.from_dict(
+            tiny_config(tiny_manifest, tmp_path / "run", train={"max_steps": 2, "val_every": None})
+        )
+    )
+    assert trainer.model.text_encoder.frozen and trainer.cache is not None
+    assert len(trainer.optimizer.param_groups) == 1  # no text group
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.fit()
+    after = dict(trainer.model.named_parameters())
+    text = [name for name in before if name.startswith("text_encoder.")]
+    assert text and all(torch.equal(before[name], after[name]) for name in text)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name not in text)
 
 
 def test_bf16_training_lowers_the_loss_like_fp32(run, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``lsms eval``: score a saved checkpoint on a split (Dice, mIoU, oIoU, precision@K) and write summary.json."""
+"""``lsms eval``: score a saved checkpoint on a split (per-image Dice and mIoU, pooled Dice and oIoU,
+precision@K) and write summary.json."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from lsms.runtime import PRECISIONS
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a checkpoint: Dice, mIoU, oIoU, precision@K at the masks' original resolution",
+        help="evaluate a checkpoint: per-image and pooled Dice/IoU, precision@K at the masks' original resolution",
         description=(
             "Evaluate a saved checkpoint on a data split. Dice and mIoU are per-image means (LViT, the paper's "
-            "metrics); oIoU and precision@K follow LAVT. See docs/metrics.md. For a no-text control use "
-            "--text shuffled (another sample's sentence); --text none feeds an empty string."
+            "metrics); pooled Dice and oIoU (= pooled IoU) sum intersection and union over all pixels of the "
+            "split (GuideDecoder, torchmetrics); precision@K follows LAVT. See docs/metrics.md. For a no-text "
+            "control use --text shuffled (another sample's sentence); --text none feeds an empty string."
         ),
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from lsms.data.io import parse_window
     from lsms.data.samples import load_samples
     from lsms.evaluation import evaluate
+    from lsms.evaluation.evaluate import CONVENTIONS
     from lsms.models.pretrained import from_pretrained
     from lsms.runtime import resolve_device, set_channels_last
 
@@ -123,5 +126,6 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else args.checkpoint / "eval" / f"{args.split}-{args.text}"
     summary_path = result.to_json(out / "summary.json")
     print(result.markdown_table())
+    print(f"\n{CONVENTIONS}")
     print(f"\nwrote {summary_path}")
     return 0

@@ -1,4 +1,5 @@
-"""Evaluation: per-image Dice/IoU (LViT), overall IoU and precision@K (LAVT), text ablations."""
+"""Evaluation: per-image Dice/IoU (LViT), pooled Dice and IoU (GuideDecoder; the pooled IoU is LAVT's overall
+IoU), precision@K (LAVT), text ablations."""
 
 from lsms.evaluation.evaluate import EvaluationResult, evaluate
 from lsms.evaluation.metrics import PRECISION_THRESHOLDS, MetricAccumulator, dice_iou

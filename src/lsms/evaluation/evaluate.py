@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
 
 
+CONVENTIONS = (
+    "Dice, mIoU, P@K: per image, averaged over images (LViT's convention; LSMS, RecLMIS, C2Seg). "
+    "pooled Dice, oIoU (= pooled IoU): intersection and union summed over all pixels of the split "
+    "(GuideDecoder's, torchmetrics). See docs/metrics.md."
+)
+
+
 @dataclass
 class EvaluationResult:
     """Outcome of :func:`evaluate`.
@@ -54,13 +61,17 @@ class EvaluationResult:
         return path
 
     def markdown_table(self) -> str:
-        """One-row markdown table: text variant, n, Dice, mIoU, oIoU and precision@K, in percent."""
+        """One-row markdown table in percent: text variant, n, per-image Dice and mIoU, oIoU (= pooled IoU),
+        precision@K, pooled Dice (:data:`CONVENTIONS` says which is which)."""
         precision_keys = [key for key in self.means if key.startswith("precision@")]
-        headers = ["text", "n", "Dice (%)", "mIoU (%)", "oIoU (%)"] + [
-            f"P@{key[10:]} (%)" for key in precision_keys
-        ]
+        # Pooled Dice comes last so that the columns before it keep their historical order.
+        headers = (
+            ["text", "n", "Dice (%)", "mIoU (%)", "oIoU (%)"]
+            + [f"P@{key[10:]} (%)" for key in precision_keys]
+            + ["pooled Dice (%)"]
+        )
         values = [str(self.settings.get("text_variant", "")), str(self.means["n"])] + [
-            f"{100 * self.means[key]:.2f}" for key in ["dice", "miou", "oiou", *precision_keys]
+            f"{100 * self.means[key]:.2f}" for key in ["dice", "miou", "oiou", *precision_keys, "pooled_dice"]
         ]
         lines = [
             "| " + " | ".join(headers) + " |",

@@ -1,9 +1,11 @@
 """Segmentation metrics for referring segmentation (docs/metrics.md gives the exact rules).
 
-- Per image, as LViT reports them (the paper's "Dice" and "mIoU"): Dice and IoU of the thresholded
-  prediction against the ground truth, averaged over images.
-- As LAVT reports them: overall IoU (cumulative intersection over cumulative union) and precision@K
-  (fraction of images whose IoU is at least K).
+- Per image, as LViT reports them (the paper's "Dice" and "mIoU"; also LSMS, RecLMIS, C2Seg): Dice and
+  IoU of the thresholded prediction against the ground truth, averaged over images.
+- Pooled over the data set, as GuideDecoder (Ariadne's Thread) reports them with torchmetrics: the same
+  formulas applied to the pixel counts summed over all images. The pooled IoU is LAVT's overall IoU
+  (oIoU); the pooled Dice is its Dice counterpart.
+- As LAVT reports them: precision@K (fraction of images whose IoU is at least K).
 
 Empty masks are handled explicitly: an empty ground truth with an empty prediction scores Dice 1 and
 IoU 1 (a correct "nothing here"); any other case with an empty union cannot happen, and an empty
@@ -12,7 +14,7 @@ ground truth with a non-empty prediction scores 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -79,7 +81,7 @@ def dice_iou(pred_bool: ArrayLike, target_bool: ArrayLike) -> tuple[float, float
 
 
 class MetricAccumulator:
-    """Collects per-image results and summarises them with LViT's and LAVT's conventions.
+    """Collects per-image results and summarises them per image (LViT) and pooled (GuideDecoder, LAVT).
 
     Args:
         precision_thresholds: IoU levels K for precision@K (an image counts when IoU >= K, as in LAVT).
@@ -88,8 +90,6 @@ class MetricAccumulator:
     def __init__(self, precision_thresholds: tuple[float, ...] = PRECISION_THRESHOLDS) -> None:
         self.precision_thresholds = tuple(precision_thresholds)
         self.rows: list[dict] = []
-        self._intersection = 0
-        self._union = 0
 
     def update(self, pred: ArrayLike, target: ArrayLike, sample_id: str) -> dict:
         """Score one image (binary masks of one shape); returns and keeps its row.
@@ -97,8 +97,6 @@ class MetricAccumulator:
         Row keys: ``id, dice, iou, intersection, union, pred_pixels, target_pixels``.
         """
         counts = overlap_counts(pred, target)
-        self._intersection += counts.intersection
-        self._union += counts.union
         row = {
             "id": sample_id,
             "dice": counts.dice,
@@ -114,18 +112,25 @@ class MetricAccumulator:
     def summary(self) -> dict:
         """Means over the images seen so far.
 
-        Keys: ``dice`` and ``miou`` (means of per-image Dice and IoU), ``oiou`` (cumulative intersection over
-        cumulative union; 1.0 when every mask and prediction was empty), ``precision@K`` for each K, ``n``
-        (images), ``n_empty_target`` (images with an empty ground truth), ``n_empty_target_with_pred``
-        (of those, images with a non-empty prediction, which score 0). All metrics are fractions in [0, 1].
+        Keys: ``dice`` and ``miou`` (means of per-image Dice and IoU: LViT's convention), ``pooled_dice``
+        and ``oiou`` (Dice and IoU of the pixel counts summed over all images: the pooled convention of
+        GuideDecoder / torchmetrics; ``oiou`` is the pooled IoU, LAVT's overall IoU; each is 1.0 when
+        every mask and prediction was empty), ``precision@K`` for each K, ``n`` (images),
+        ``n_empty_target`` (images with an empty ground truth), ``n_empty_target_with_pred`` (of those,
+        images with a non-empty prediction, which score 0). All metrics are fractions in [0, 1].
         """
         if not self.rows:
             raise ValueError("no images were scored: call update() before summary()")
         ious = np.array([row["iou"] for row in self.rows])
+        # The pooled convention is the per-image formula applied to the counts summed over the split.
+        pooled = OverlapCounts(
+            **{f.name: sum(row[f.name] for row in self.rows) for f in fields(OverlapCounts)}
+        )
         result: dict = {
             "dice": float(np.mean([row["dice"] for row in self.rows])),
             "miou": float(ious.mean()),
-            "oiou": 1.0 if self._union == 0 else self._intersection / self._union,
+            "oiou": pooled.iou,
+            "pooled_dice": pooled.dice,
         }
         for level in self.precision_thresholds:
             result[f"precision@{level:g}"] = float(np.mean(ious >= level))

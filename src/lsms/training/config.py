@@ -53,11 +53,15 @@ class ModelConfig:
     ``name`` is a registry name (``lsms``, ``lsms-nano``, ``unet``, ...); ``overrides`` go to
     ``lsms.create_model(name, **overrides)``. ``freeze_text``: True freezes the text encoder (its word
     features are then cached once per sentence), False fine-tunes it, None keeps the model's default.
+    ``init_checkpoint``: start a new run from weights, a ``save_pretrained`` folder (e.g. the output of
+    ``lsms convert segnext``) or a .safetensors file; tensors matching by name and shape are loaded
+    (``lsms.training.init_weights``). Not applied on ``--resume``, whose checkpoint holds the weights.
     """
 
     name: str = "lsms"
     overrides: dict[str, Any] = field(default_factory=dict)
     freeze_text: bool | None = None
+    init_checkpoint: str | None = None
 
 
 @dataclass
@@ -186,6 +190,11 @@ class Config:
         """Check values that types alone do not cover; raise ConfigError naming the key."""
         checks: list[tuple[bool, str, str]] = [
             (bool(self.model.name), "model.name", "a registered model name"),
+            (
+                self.model.init_checkpoint is None or bool(self.model.init_checkpoint.strip()),
+                "model.init_checkpoint",
+                "a checkpoint folder or .safetensors path, or null",
+            ),
             (
                 len(self.data.image_size) == 2 and all(s > 0 for s in self.data.image_size),
                 "data.image_size",

@@ -47,6 +47,8 @@ from lsms.training.distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from lsms.training.init_weights import REPORT_FILE as INIT_REPORT_FILE
+from lsms.training.init_weights import load_init_checkpoint
 from lsms.training.text_cache import TextFeatureCache
 
 CONFIG_FILE = "config.yaml"
@@ -123,6 +125,12 @@ class _Position:
     last_val_step: int = -1
 
 
+def _frozen_text_sha256(model: nn.Module) -> str | None:
+    """SHA-256 of a frozen text encoder's weights; None without one or when it is trained."""
+    encoder = getattr(model, "text_encoder", None)
+    return tensors_sha256(encoder.state_dict()) if encoder is not None and encoder.frozen else None
+
+
 def _set_text_trainable(model: nn.Module, trainable: bool) -> None:
     encoder = model.text_encoder
     if not trainable:
@@ -184,11 +192,11 @@ def _make_run_dir(config: Config, info: DistInfo) -> Path:
 
 
 def _absolute_paths(config: Config, run_dir: Path) -> Config:
-    """The config as written to the run folder: absolute data paths and the run folder itself."""
+    """The config as written to the run folder: absolute data and init-checkpoint paths, the run folder."""
     data = config.to_dict()
-    for key in ("train", "val"):
-        if data["data"][key]:
-            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
+    for section, key in (("data", "train"), ("data", "val"), ("model", "init_checkpoint")):
+        if data[section][key]:
+            data[section][key] = str(Path(data[section][key]).expanduser().resolve())
     data["train"]["run_dir"] = str(run_dir)
     return Config.from_dict(data, "resolved config")
 
@@ -211,7 +219,15 @@ class Trainer:
         self.image_size = tuple(config.data.image_size)
 
         seed_everything(config.train.seed)  # same model initialisation on every rank
-        self.model = set_channels_last(build_model(config).to(self.device), config.train.channels_last)
+        model = build_model(config)
+        self.installed_text_sha256 = _frozen_text_sha256(model)
+        # A resumed run's checkpoint holds its weights: the init checkpoint only starts a new run.
+        self.init_report = (
+            load_init_checkpoint(model, config.model.init_checkpoint)
+            if config.model.init_checkpoint and not resume
+            else None
+        )
+        self.model = set_channels_last(model.to(self.device), config.train.channels_last)
         check_input_size(self.model, self.image_size, "data.image_size")
         self.uses_text = bool(getattr(self.model, "uses_text", False))
         encoder = getattr(self.model, "text_encoder", None)
@@ -220,12 +236,7 @@ class Trainer:
             if self.uses_text and encoder is not None and encoder.frozen and config.train.cache_text
             else None
         )
-        # A frozen text encoder is not copied into every checkpoint: they name it and its weights' hash.
-        self.text_reference = (
-            {"name": encoder.name_or_path, "sha256": tensors_sha256(encoder.state_dict())}
-            if encoder is not None and encoder.frozen
-            else None
-        )
+        self.text_reference = self._text_reference()
 
         from lsms.data.dataset import ReferringDataset, collate_referring
 
@@ -297,6 +308,15 @@ class Trainer:
         saved = load_config(saved_path)
         return resume_changes(saved, self.config, str(self.run_dir))
 
+    def _text_reference(self) -> dict[str, str] | None:
+        """Name and weights' hash of a frozen text encoder that is the installed one: checkpoints then
+        reference it instead of copying it. None (copied) when it is trained, or when its weights came
+        from ``model.init_checkpoint`` or a checkpoint and differ from the installed ones."""
+        sha256 = _frozen_text_sha256(self.model)
+        if sha256 is None or sha256 != self.installed_text_sha256:
+            return None
+        return {"name": self.model.text_encoder.name_or_path, "sha256": sha256}
+
     def _data_layout(self) -> dict[str, int]:
         """What a saved position means: it indexes this many samples in batches of this size."""
         return {
@@ -346,6 +366,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"][self.info.rank])
         self.position = position
+        self.text_reference = self._text_reference()  # the checkpoint may have brought encoder weights
 
     def _restore_or_start(self) -> None:
         checkpoint_dir = self.run_dir / CHECKPOINT_DIR
@@ -372,6 +393,11 @@ class Trainer:
             dump_config(
                 replace_section(self.config, "train", stop_after_steps=None), self.run_dir / CONFIG_FILE
             )
+            if self.init_report is not None:
+                self.init_report.to_json(self.run_dir / INIT_REPORT_FILE)
+                print(
+                    f"lsms train: init {self.init_report.summary()}; lists in {self.run_dir / INIT_REPORT_FILE}"
+                )
             recorded = [c for c in self.changes if c[0] != "train.stop_after_steps"]
             if recorded:
                 with open(self.run_dir / RESUME_LOG, "a", encoding="utf-8") as handle:
