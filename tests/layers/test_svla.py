@@ -28,7 +28,12 @@ def test_transposed_row_convolution_equals_the_direct_one(kernel_size: int) -> N
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_nchw_input_takes_the_direct_path() -> None:
+def test_nchw_input_and_inference_take_the_direct_path(monkeypatch) -> None:
     unit = ConvUnit(4, 7)
-    x = torch.randn(1, 4, 9, 11)
-    assert torch.equal(unit(x), unit.conv_col(unit.conv_row(x)))
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "transpose", lambda *args: calls.append(args) or None)
+    with torch.no_grad():
+        x = torch.randn(1, 4, 9, 11)
+        assert torch.equal(unit(x), unit.conv_col(unit.conv_row(x)))
+        unit(x.contiguous(memory_format=torch.channels_last))
+    assert calls == []  # no transposing copies without gradients or in NCHW order

@@ -15,8 +15,10 @@ class ConvUnit(nn.Module):
     """A 1 x d then d x 1 depthwise convolution (one term of eq. 4). Shape-preserving: (B, C, H, W).
 
     ``transpose_row`` (on by default) computes the 1 x d convolution as a d x 1 one on the tensor with H
-    and W swapped: the result is identical, but oneDNN's depthwise 1 x d backward pass on channels-last
-    tensors is several times slower than d x 1 on CPUs (benchmarks/profile_ops.py measures it).
+    and W swapped when gradients are recorded: the result is identical, and oneDNN's depthwise 1 x d
+    *backward* pass on channels-last tensors is several times slower than d x 1 on CPUs. Without
+    gradients the two transposing copies cost more than they save, so inference takes the direct
+    path (benchmarks/profile_ops.py measures both).
     """
 
     def __init__(self, channels: int, kernel_size: int) -> None:
@@ -27,7 +29,11 @@ class ConvUnit(nn.Module):
         self.transpose_row = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.transpose_row and x.is_contiguous(memory_format=torch.channels_last):
+        if (
+            self.transpose_row
+            and torch.is_grad_enabled()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        ):
             swapped = x.transpose(-1, -2).contiguous(memory_format=torch.channels_last)
             row = F.conv2d(
                 swapped,
