@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.inference.inference_helpers import predict_argv
 
 import lsms
 from lsms.cli import main
@@ -33,22 +34,6 @@ def _pair(folder: Path, name: str, size: int = 64) -> tuple[Path, Path]:
     Image.fromarray(image).save(folder / f"{name}.png")
     Image.fromarray(mask).save(folder / f"{name}_mask.png")
     return folder / f"{name}.png", folder / f"{name}_mask.png"
-
-
-def _predict(checkpoint: Path, image: Path, tmp: Path, *extra: str) -> list[str]:
-    """``lsms predict`` arguments for one image and SENTENCE, writing to ``tmp/out``."""
-    return [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(image),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(tmp / "out"),
-        *extra,
-    ]
 
 
 def _nan_tiff(path: Path, shape: tuple[int, int] = (64, 64), nan_rows: slice = slice(None)) -> Path:
@@ -193,25 +178,29 @@ CASES: dict[str, tuple[Case, int, str]] = {
         r"^lsms eval: error: \S*n\.tif: 4096 of 4096 values are NaN or infinite; expected finite intensities$",
     ),
     "predict: NIfTI with NaN voxels in every slice": (
-        lambda tmp, ckpt, bert: _predict(ckpt, _nan_nifti(tmp), tmp, "--no-progress"),
+        lambda tmp, ckpt, bert: predict_argv(
+            ckpt, _nan_nifti(tmp), tmp / "out", "--no-progress", text=SENTENCE
+        ),
         2,
         r"^lsms predict: error: .*nan\.nii\.gz: 500 of 20480 values are NaN or infinite in 5 of 5 slices",
     ),
     "predict: NaN float TIFF image": (
-        lambda tmp, ckpt, bert: _predict(ckpt, _nan_tiff(tmp / "n.tif", nan_rows=slice(3, 4)), tmp),
+        lambda tmp, ckpt, bert: predict_argv(
+            ckpt, _nan_tiff(tmp / "n.tif", nan_rows=slice(3, 4)), tmp / "out", text=SENTENCE
+        ),
         2,
         r"^lsms predict: error: .*n\.tif: 64 of 4096 values are NaN or infinite",
     ),
     "predict: 0xFF bytes in model.safetensors (checksum)": (
-        lambda tmp, ckpt, bert: _predict(
-            _broken_checkpoint(ckpt, tmp, keep_checksum=True), _pair(tmp, "x")[0], tmp
+        lambda tmp, ckpt, bert: predict_argv(
+            _broken_checkpoint(ckpt, tmp, keep_checksum=True), _pair(tmp, "x")[0], tmp / "out", text=SENTENCE
         ),
         2,
         r"^lsms predict: error: .*model\.safetensors: SHA-256 \w+\.\.\. differs from the recorded",
     ),
     "predict: 0xFF bytes in model.safetensors (no checksum recorded)": (
-        lambda tmp, ckpt, bert: _predict(
-            _broken_checkpoint(ckpt, tmp, keep_checksum=False), _pair(tmp, "x")[0], tmp
+        lambda tmp, ckpt, bert: predict_argv(
+            _broken_checkpoint(ckpt, tmp, keep_checksum=False), _pair(tmp, "x")[0], tmp / "out", text=SENTENCE
         ),
         2,
         r"^lsms predict: error: .*model\.safetensors: 1 tensor\(s\) hold NaN or infinite values",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+SENTENCE = "a bright round lesion"
 
 
 def gray_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -24,3 +28,19 @@ def run_cli(argv: list[str]) -> int:
         return lsms.cli.main(argv)
     finally:
         lsms.cli.COMMAND_MODULES = saved
+
+
+def predict_argv(checkpoint: Path, image: Path, out: Path, *extra: str, text: str = SENTENCE) -> list[str]:
+    """``lsms predict`` arguments for one image and sentence, plus ``extra`` options."""
+    return [
+        "predict",
+        "--checkpoint",
+        str(checkpoint),
+        "--image",
+        str(image),
+        "--text",
+        text,
+        "--out",
+        str(out),
+        *extra,
+    ]

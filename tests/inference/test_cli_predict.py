@@ -7,28 +7,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from inference_helpers import gray_image, run_cli
+from inference_helpers import SENTENCE, gray_image, predict_argv, run_cli
 from PIL import Image
 
 from lsms.inference.predictor import Predictor
-
-SENTENCE = "a bright round lesion"
-
-
-def predict_argv(checkpoint: Path, image: Path, out: Path, *extra: str) -> list[str]:
-    """``lsms predict`` arguments for one image and SENTENCE, plus ``extra`` options."""
-    return [
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--image",
-        str(image),
-        "--text",
-        SENTENCE,
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def test_predict_2d_writes_mask_overlay_probabilities(
