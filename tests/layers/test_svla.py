@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsms.layers.svla import ConvUnit
+from lsms.layers.svla import NARROW_ROW_CHANNELS, ConvUnit
 
 
 @pytest.mark.parametrize("kernel_size", [7, 11, 21])
@@ -29,11 +29,21 @@ def test_transposed_row_convolution_equals_the_direct_one(kernel_size: int) -> N
 
 
 def test_nchw_input_and_inference_take_the_direct_path(monkeypatch) -> None:
-    unit = ConvUnit(4, 7)
+    unit = ConvUnit(NARROW_ROW_CHANNELS + 8, 7)
     calls = []
     monkeypatch.setattr(torch.Tensor, "transpose", lambda *args: calls.append(args) or None)
     with torch.no_grad():
-        x = torch.randn(1, 4, 9, 11)
+        x = torch.randn(1, NARROW_ROW_CHANNELS + 8, 9, 11)
         assert torch.equal(unit(x), unit.conv_col(unit.conv_row(x)))
         unit(x.contiguous(memory_format=torch.channels_last))
     assert calls == []  # no transposing copies without gradients or in NCHW order
+
+
+def test_narrow_bf16_inference_does_not_stall_in_kernel_generation() -> None:
+    # A bfloat16 channels-last 1 x 21 depthwise convolution of 16 channels on a 32-wide map took
+    # minutes in oneDNN's kernel generator; the narrow path transposes it (this test would hang).
+    unit = ConvUnit(16, 21)
+    x = torch.randn(2, 16, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = unit(x)
+    assert out.shape == x.shape

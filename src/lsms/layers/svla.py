@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+NARROW_ROW_CHANNELS = 16  # see ConvUnit: narrower 1 x d convolutions always take the transposed path
+
 
 class ConvUnit(nn.Module):
     """A 1 x d then d x 1 depthwise convolution (one term of eq. 4). Shape-preserving: (B, C, H, W).
@@ -18,7 +20,9 @@ class ConvUnit(nn.Module):
     and W swapped when gradients are recorded: the result is identical, and oneDNN's depthwise 1 x d
     *backward* pass on channels-last tensors is several times slower than d x 1 on CPUs. Without
     gradients the two transposing copies cost more than they save, so inference takes the direct
-    path (benchmarks/profile_ops.py measures both).
+    path (benchmarks/profile_ops.py measures both), except for narrow layers: for a bfloat16
+    channels-last 1 x d depthwise convolution with 16 or fewer channels (d >= 15, width >= 32),
+    torch 2.13's oneDNN spends minutes generating its kernel (measured here; d x 1 is unaffected).
     """
 
     def __init__(self, channels: int, kernel_size: int) -> None:
@@ -31,7 +35,7 @@ class ConvUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
             self.transpose_row
-            and torch.is_grad_enabled()
+            and (torch.is_grad_enabled() or self.conv_row.in_channels <= NARROW_ROW_CHANNELS)
             and x.is_contiguous(memory_format=torch.channels_last)
         ):
             swapped = x.transpose(-1, -2).contiguous(memory_format=torch.channels_last)
