@@ -156,6 +156,15 @@ def main() -> int:
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
+    # Children first: Linux keeps a process's peak RSS across fork and exec, so they must start from a
+    # parent that has not built the models yet.
+    memory = {}
+    if not args.no_memory:
+        for name in MODELS:
+            for runtime in RUNTIMES:
+                command = [sys.executable, __file__, "--child", name, runtime, "--threads", str(args.threads)]
+                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                memory[(name, runtime)] = json.loads(output.strip().splitlines()[-1])
     eval_runners, train_runners, precision = {}, {}, {}
     for name in MODELS:
         for runtime in RUNTIMES:
@@ -188,11 +197,7 @@ def main() -> int:
                 "train_images_per_s": TRAIN_BATCH / train_seconds,
                 "train_ratio_to_lvit_reference": train_ratio,
             }
-        if not args.no_memory:
-            command = [sys.executable, __file__, "--child", name, runtime, "--threads", str(args.threads)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            row |= json.loads(output.strip().splitlines()[-1])
-        rows.append(row)
+        rows.append(row | memory.get((name, runtime), {}))
     result = {
         "date": now_utc(),
         "command": " ".join(["python", *sys.argv]),
