@@ -99,6 +99,50 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def step_closure(
+    model: torch.nn.Module, mode: str, batch: int, size: int, dtype: torch.dtype | None, net=None
+):
+    """A closure running one forward pass (``mode="eval"``, inference mode) or one AdamW step with the
+    Dice + BCE loss (``"train"``) of ``model`` on random (batch, 1, size, size) images, under autocast
+    ``dtype`` on the CPU, as the trainer and the predictor run it. The sentences are encoded once,
+    outside the closure (the frozen-text cache). ``net``: what to call instead of ``model`` (compiled)."""
+    from lsms.losses import DiceBCELoss
+    from lsms.models.complexity import REFERENCE_SENTENCE
+    from lsms.runtime import autocast
+
+    device = torch.device("cpu")
+    net = net or model
+    model.train(mode == "train")
+    text: dict = {}
+    if getattr(model, "uses_text", False):
+        tokens = model.tokenize([REFERENCE_SENTENCE] * batch)
+        with torch.no_grad():
+            words, word_mask = model.encode_text(tokens["input_ids"], tokens["attention_mask"])
+        text = {"word_features": words, "word_mask": word_mask}
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 1, size, size, generator=generator)
+    if mode == "eval":
+
+        def forward() -> None:
+            with torch.inference_mode(), autocast(device, dtype):
+                net(images, **text)
+
+        return forward
+    masks = (torch.rand(batch, 1, size, size, generator=generator) > 0.7).float()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss_fn = DiceBCELoss()
+
+    def step() -> None:
+        with autocast(device, dtype):
+            logits = net(images, **text)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

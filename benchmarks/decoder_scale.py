@@ -42,6 +42,7 @@ from common import (
     now_utc,
     pct,
     run_all,
+    step_closure,
     write_json,
 )
 
@@ -53,35 +54,21 @@ def step_time_ratio(image_size: int, batch_size: int, rounds: int = 4, threads: 
     import torch
 
     import lsms
-    from lsms.losses import DiceBCELoss
-    from lsms.runtime import autocast, autocast_dtype, set_channels_last
+    from lsms.runtime import autocast_dtype, set_channels_last
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    device = torch.device("cpu")
-    dtype = autocast_dtype("auto", device)
+    dtype = autocast_dtype("auto", torch.device("cpu"))
     models = {stage: lsms.create_model("lsms", decoder_align_stage=stage) for stage in ALIGN_STAGES}
     models[2].load_state_dict(models[1].state_dict())
-    sentence = "Bilateral pulmonary infection, two infected areas, middle left lung and middle right lung."
-    tokens = models[1].tokenize([sentence] * batch_size)
-    with torch.no_grad():
-        words, word_mask = models[1].encode_text(tokens["input_ids"], tokens["attention_mask"])
-    images = torch.rand(batch_size, 1, image_size, image_size)
-    masks = (torch.rand(batch_size, 1, image_size, image_size) > 0.7).float()
-    loss_fn = DiceBCELoss()
-    optimizers = {}
-    for stage, model in models.items():
-        set_channels_last(model).train()
-        optimizers[stage] = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    steps = {
+        stage: step_closure(set_channels_last(model), "train", batch_size, image_size, dtype)
+        for stage, model in models.items()
+    }
 
     def step(stage: int) -> float:
         start = time.perf_counter()
-        with autocast(device, dtype):
-            logits = models[stage](images, word_features=words, word_mask=word_mask)
-        loss = loss_fn(logits, masks)
-        optimizers[stage].zero_grad()
-        loss.backward()
-        optimizers[stage].step()
+        steps[stage]()
         return time.perf_counter() - start
 
     for stage in ALIGN_STAGES:  # warm-up

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import machine_info, now_utc
+from common import machine_info, now_utc, step_closure
 
 MODELS = ("lvit", "unet", "lsms", "lsms-f1", "lsms-table1", "lsms-nano")
 TRAIN_MODELS = ("lvit", "unet", "lsms", "lsms-f1")
@@ -43,43 +43,14 @@ TRAIN_BATCH = 8
 def make_runner(name: str, runtime: str, mode: str, batch: int) -> tuple[Callable[[], None], dict]:
     """A closure running one forward (``eval``) or one AdamW step (``train``) of ``name``."""
     import lsms
-    from lsms.losses import DiceBCELoss
-    from lsms.models.complexity import REFERENCE_SENTENCE
-    from lsms.runtime import autocast, autocast_dtype, set_channels_last
+    from lsms.runtime import autocast_dtype, set_channels_last
 
     torch.manual_seed(0)
     precision, channels_last = RUNTIMES[runtime]
-    model = set_channels_last(lsms.create_model(name), channels_last).train(mode == "train")
-    device = torch.device("cpu")
-    dtype = autocast_dtype(precision, device)
-    text: dict = {}
-    if getattr(model, "uses_text", False):
-        tokens = model.tokenize([REFERENCE_SENTENCE] * batch)
-        with torch.no_grad():
-            words, word_mask = model.encode_text(tokens["input_ids"], tokens["attention_mask"])
-        text = {"word_features": words, "word_mask": word_mask}
-    images = torch.rand(batch, 1, SIZE, SIZE)
+    model = set_channels_last(lsms.create_model(name), channels_last)
+    dtype = autocast_dtype(precision, torch.device("cpu"))
     info = {"precision_used": "bf16" if dtype is not None else "fp32"}
-    if mode == "eval":
-
-        def forward() -> None:
-            with torch.inference_mode(), autocast(device, dtype):
-                model(images, **text)
-
-        return forward, info
-    masks = (torch.rand(batch, 1, SIZE, SIZE) > 0.7).float()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    loss_fn = DiceBCELoss()
-
-    def step() -> None:
-        with autocast(device, dtype):
-            logits = model(images, **text)
-        loss = loss_fn(logits, masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step, info
+    return step_closure(model, mode, batch, SIZE, dtype), info
 
 
 def interleaved(runners: dict[tuple[str, str], Callable[[], None]], rounds: int) -> dict:

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from common import machine_info, now_utc
+from common import machine_info, now_utc, step_closure
 
 import lsms
 from lsms.layers.svla import ConvUnit
-from lsms.losses import DiceBCELoss
-from lsms.models.complexity import REFERENCE_SENTENCE
-from lsms.runtime import autocast, autocast_dtype, set_channels_last
+from lsms.runtime import autocast_dtype, set_channels_last
 
 
 @dataclass(frozen=True)
@@ -67,36 +65,10 @@ def build(rung: Rung, state: dict, mode: str, batch: int, size: int) -> tuple[Ca
     for module in model.modules():
         if isinstance(module, ConvUnit):
             module.transpose_row = rung.transpose_row
-    model.train(mode == "train")
-    device = torch.device("cpu")
-    dtype = autocast_dtype(rung.precision, device)
-    tokens = model.tokenize([REFERENCE_SENTENCE] * batch)
-    with torch.no_grad():
-        words, word_mask = model.encode_text(tokens["input_ids"], tokens["attention_mask"])
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(batch, 1, size, size, generator=generator)
-    masks = (torch.rand(batch, 1, size, size, generator=generator) > 0.7).float()
-    net = torch.compile(model) if rung.compile else model
+    dtype = autocast_dtype(rung.precision, torch.device("cpu"))
+    net = torch.compile(model) if rung.compile else None
     info = {"precision_used": "bf16" if dtype is not None else "fp32"}
-    if mode == "eval":
-
-        def run() -> None:
-            with torch.inference_mode(), autocast(device, dtype):
-                net(images, word_features=words, word_mask=word_mask)
-
-        return run, info
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    loss_fn = DiceBCELoss()
-
-    def step() -> None:
-        with autocast(device, dtype):
-            logits = net(images, word_features=words, word_mask=word_mask)
-        loss = loss_fn(logits, masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step, info
+    return step_closure(model, mode, batch, size, dtype, net), info
 
 
 def top_ops(run: Callable[[], None], count: int = 12) -> list[dict]:
