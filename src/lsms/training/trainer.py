@@ -236,7 +236,10 @@ class Trainer:
             if self.uses_text and encoder is not None and encoder.frozen and config.train.cache_text
             else None
         )
-        self.text_reference = self._text_reference()
+        # Without an init checkpoint the encoder holds the installed weights: no second hash needed.
+        self.text_reference = self._text_reference(
+            self.installed_text_sha256 if self.init_report is None else None
+        )
 
         from lsms.data.dataset import ReferringDataset, collate_referring
 
@@ -308,11 +311,11 @@ class Trainer:
         saved = load_config(saved_path)
         return resume_changes(saved, self.config, str(self.run_dir))
 
-    def _text_reference(self) -> dict[str, str] | None:
+    def _text_reference(self, sha256: str | None = None) -> dict[str, str] | None:
         """Name and weights' hash of a frozen text encoder that is the installed one: checkpoints then
         reference it instead of copying it. None (copied) when it is trained, or when its weights came
         from ``model.init_checkpoint`` or a checkpoint and differ from the installed ones."""
-        sha256 = _frozen_text_sha256(self.model)
+        sha256 = sha256 or _frozen_text_sha256(self.model)  # given when known to be the current weights
         if sha256 is None or sha256 != self.installed_text_sha256:
             return None
         return {"name": self.model.text_encoder.name_or_path, "sha256": sha256}
