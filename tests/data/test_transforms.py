@@ -1,8 +1,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from lsms.data.transforms import AugmentConfig, augment, resize_image, resize_mask, swap_left_right
+from lsms.data.transforms import (
+    AugmentConfig,
+    augment,
+    random_affine,
+    resize_image,
+    resize_mask,
+    swap_left_right,
+)
 
 
 def test_mask_resize_is_nearest_and_does_not_dilate() -> None:
@@ -49,3 +57,37 @@ def test_flip_swaps_sides_and_is_seeded() -> None:
     assert not np.array_equal(a, np.clip(image + 0.3, 0, 1))  # jitter changed intensities
     unchanged = augment(image, mask, "left", jitter, np.random.default_rng(5))
     assert unchanged[2] == "left" and np.array_equal(unchanged[1], mask)  # flip is off by default
+
+
+def test_affine_moves_image_and_mask_together_and_keeps_the_mask_binary() -> None:
+    image = np.zeros((64, 64), np.float32)
+    mask = np.zeros((64, 64), bool)
+    image[24:40, 8:24], mask[24:40, 8:24] = 1.0, True
+    same_image, same_mask = random_affine(image, mask, angle=0.0, zoom=1.0, shift=(0.0, 0.0))
+    np.testing.assert_allclose(same_image, image, atol=1e-5)
+    assert np.array_equal(same_mask, mask)
+    moved_image, moved_mask = random_affine(image, mask, angle=0.0, zoom=1.0, shift=(0.25, 0.0))
+    assert moved_mask.dtype == bool and np.array_equal(moved_mask, np.roll(mask, 16, axis=1))  # right by W/4
+    np.testing.assert_allclose(moved_image, np.roll(image, 16, axis=1), atol=1e-5)
+    turned_image, turned_mask = random_affine(image, mask, angle=90.0, zoom=1.0, shift=(0.0, 0.0))
+    assert turned_mask.sum() == mask.sum() and not np.array_equal(turned_mask, mask)
+    assert np.array_equal(turned_mask, turned_image > 0.5)
+
+
+def test_augment_config_checks_its_ranges() -> None:
+    assert not AugmentConfig().has_affine and AugmentConfig(rotate=5).has_affine
+    with pytest.raises(ValueError, match="rotate: expected a value in \\[0, 180\\]"):
+        AugmentConfig(rotate=-1)
+
+
+def test_dataset_takes_the_config_mapping(tmp_path) -> None:
+    from tests.training.conftest import write_tiny_dataset
+
+    from lsms.data.dataset import ReferringDataset
+    from lsms.data.samples import load_samples
+
+    samples = load_samples(write_tiny_dataset(tmp_path, n_train=2, n_val=0), split="train")
+    flipped = ReferringDataset(samples, image_size=64, augment={"hflip": 1.0, "rotate": 5})[0]
+    plain = ReferringDataset(samples, image_size=64)[0]
+    assert flipped["text"] == swap_left_right(plain["text"]) != plain["text"]
+    assert set(flipped["mask"].unique().tolist()) <= {0.0, 1.0}

@@ -49,6 +49,14 @@ def test_overrides_are_parsed_as_yaml_and_coerced(tmp_path: Path) -> None:
         ("train.batch_size=0", "train.batch_size"),
         ("train.precision=fp8", "train.precision"),
         ("optim.lr", "optim.lr"),
+        ("data.augment={flip: 0.5}", "data.augment"),
+        ("data.augment={hflip: 2}", "data.augment"),
+        ("data.augment=3", "data.augment"),
+        ("data.holdout=0", "data.holdout"),
+        ("data.size_schedule=[[0, 9999, 9999]]", "data.size_schedule"),
+        ("data.size_schedule=[[1.5, 64, 64]]", "data.size_schedule"),
+        ("optim.warmup_steps=-1", "optim.warmup_steps"),
+        ("train.ema=1", "train.ema"),
     ],
 )
 def test_bad_keys_and_values_name_the_key(tmp_path: Path, override: str, named: str) -> None:
@@ -57,6 +65,19 @@ def test_bad_keys_and_values_name_the_key(tmp_path: Path, override: str, named: 
         load_config(path, [override])
     assert named in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_recipe_keys_parse(tmp_path: Path) -> None:
+    path = _write(tmp_path / "c.yaml", {"data": {"train": "x.csv", "image_size": 224}})
+    config = load_config(
+        path,
+        ["data.augment={hflip: 0.5, rotate: 10}", "data.holdout=30", "data.size_schedule=[[0, 160, 160]]"],
+    )
+    assert config.data.augment == {"hflip": 0.5, "rotate": 10}
+    assert config.has_validation and config.data.holdout == 30
+    assert load_config(path, ["data.augment=true"]).data.augment is True
+    with pytest.raises(ConfigError, match="data.holdout: expected null when data.val or data.val_split"):
+        load_config(path, ["data.holdout=30", "data.val_split=val"])
 
 
 def test_parse_overrides_nests_dotted_keys() -> None:

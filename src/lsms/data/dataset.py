@@ -31,17 +31,18 @@ class ReferringDataset(Dataset):
     ``text`` str, ``id`` str, ``index`` int.
 
     ``image_size`` (H, W) or an int; ``augment`` False, True (``AugmentConfig()``: intensity jitter,
-    no flip) or an ``AugmentConfig``; ``text_variant`` "full", "half" or "quarter" (see
-    ``partial_text``), or "mixed": one of the three drawn per item and epoch, so that a model learns
-    to localise from partial expressions too (the paper's LSMS (1/2) and (1/4)); ``window`` a CT window for DICOM/NIfTI/16-bit input; ``seed`` fixes the
-    augmentation of item i at epoch e (``set_epoch``), whatever the worker or order.
+    no flip, no affine), an ``AugmentConfig`` or a mapping of its fields (a config's ``data.augment``);
+    ``text_variant`` "full", "half" or "quarter" (see ``partial_text``), or "mixed": one of the three
+    drawn per item and epoch, so that a model learns to localise from partial expressions too (the
+    paper's LSMS (1/2) and (1/4)); ``window`` a CT window for DICOM/NIfTI/16-bit input; ``seed`` fixes
+    the augmentation of item i at epoch e (``set_epoch``), whatever the worker or order.
     """
 
     def __init__(
         self,
         samples: Sequence[ReferringSample],
         image_size: int | tuple[int, int] = (224, 224),
-        augment: bool | AugmentConfig = False,
+        augment: bool | AugmentConfig | dict[str, float] = False,
         text_variant: str = "full",
         window: str | CTWindow | tuple[float, float] | None = None,
         seed: int = 0,
@@ -52,6 +53,8 @@ class ReferringDataset(Dataset):
             )
         self.samples = list(samples)
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if isinstance(augment, dict):
+            augment = AugmentConfig(**augment)
         self.augment = AugmentConfig() if augment is True else (augment or None)
         self.text_variant = text_variant
         self.window = parse_window(window)
@@ -74,11 +77,12 @@ class ReferringDataset(Dataset):
                 np.random.default_rng([self.seed, self.epoch, index, 1]).integers(len(TEXT_VARIANTS))
             ]
         text = partial_text(sample, variant)
+        # Resized first: augmenting at the training size costs the same whatever the source resolution.
+        image = resize_image(image, self.image_size)
+        mask = resize_mask(mask, self.image_size)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask, text = augment(image, mask, text, self.augment, rng)
-        image = resize_image(image, self.image_size)
-        mask = resize_mask(mask, self.image_size)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "mask": torch.from_numpy(mask.astype(np.float32))[None],

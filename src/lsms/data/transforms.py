@@ -7,6 +7,8 @@
   are image sides). Nothing else is remapped: anatomical names such as liver Couinaud segments stay
   as written, and a mirrored liver is anatomically impossible, which is why the flip is opt-in.
 - Intensity jitter (brightness shift, contrast scale, gamma) leaves geometry and text unchanged.
+- A small random affine (rotation, isotropic scale, translation; off by default) moves image and mask
+  together; it is kept small so that a sentence naming a side or a lobe ("upper left lung") stays true.
 """
 
 from __future__ import annotations
@@ -63,12 +65,45 @@ def swap_left_right(text: str) -> str:
 class AugmentConfig:
     """Training augmentation. ``hflip``: probability of a horizontal flip with left/right swapped in
     the text (0 = off, the default). ``brightness``: max additive shift; ``contrast``: max relative
-    scale around the mean; ``gamma``: max relative change of the gamma exponent (0 turns each off)."""
+    scale around the mean; ``gamma``: max relative change of the gamma exponent. ``rotate``: max
+    rotation in degrees; ``scale``: max relative zoom; ``translate``: max shift as a fraction of the
+    image side. Each is drawn uniformly in [-max, max]; 0 turns it off."""
 
     hflip: float = 0.0
     brightness: float = 0.1
     contrast: float = 0.1
     gamma: float = 0.1
+    rotate: float = 0.0
+    scale: float = 0.0
+    translate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            limit = 180 if name == "rotate" else 1
+            if not 0 <= value <= limit:
+                raise ValueError(f"{name}: expected a value in [0, {limit}], got {value}")
+
+    @property
+    def has_affine(self) -> bool:
+        return self.rotate > 0 or self.scale > 0 or self.translate > 0
+
+
+def random_affine(
+    image: np.ndarray, mask: np.ndarray, angle: float, zoom: float, shift: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate by ``angle`` degrees, zoom by ``zoom`` (> 1 enlarges) and shift by ``shift`` (x, y, as
+    fractions of the side) about the centre: image (H, W) bilinearly, mask (H, W) bool by nearest
+    neighbour; what comes in from outside is 0 (background)."""
+    radians = np.deg2rad(angle)
+    cos, sin = np.cos(radians) / zoom, np.sin(radians) / zoom
+    # affine_grid maps output to input coordinates in [-1, 1]: the inverse of the wanted motion.
+    theta = torch.tensor([[cos, -sin, -2 * shift[0]], [sin, cos, -2 * shift[1]]], dtype=torch.float32)[None]
+    height, width = image.shape
+    grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    pair = torch.from_numpy(np.stack([image, mask.astype(np.float32)]))[:, None]
+    image_out = F.grid_sample(pair[:1], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mask_out = F.grid_sample(pair[1:], grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return image_out[0, 0].clamp_(0.0, 1.0).numpy(), mask_out[0, 0].numpy() > 0.5
 
 
 def augment(
@@ -78,10 +113,18 @@ def augment(
 
     The same number of random draws is taken whatever the outcome, so a seed fixes every choice.
     """
-    flip, shift, scale, gamma = rng.random(4)
+    flip, shift, scale, gamma, angle, zoom, move_x, move_y = rng.random(8)
     if flip < config.hflip:
         image, mask, text = image[:, ::-1], mask[:, ::-1], swap_left_right(text)
     image = image.astype(np.float32, copy=True)
+    if config.has_affine:
+        image, mask = random_affine(
+            image,
+            np.ascontiguousarray(mask),
+            angle=config.rotate * (2 * angle - 1),
+            zoom=1.0 + config.scale * (2 * zoom - 1),
+            shift=(config.translate * (2 * move_x - 1), config.translate * (2 * move_y - 1)),
+        )
     if config.gamma > 0:
         image = np.power(image, np.float32(1.0 + config.gamma * (2 * gamma - 1)))
     if config.contrast > 0:

@@ -3,6 +3,7 @@
 Layout under ``RUN/checkpoint/``::
 
     step-000120/model.safetensors   model weights (safetensors); a frozen text encoder is left out
+    step-000120/ema.safetensors     the weights' moving average, when ``train.ema`` is on (same keys)
     step-000120/state.pt            optimiser, scheduler, scaler, RNG states, position, the weights'
                                     SHA-256 (torch.save)
     latest                          text file naming the newest complete step folder
@@ -30,6 +31,7 @@ from lsms.errors import CheckpointError
 from lsms.models.pretrained import load_weights, save_weights
 
 MODEL_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
 
@@ -73,21 +75,31 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    folder: Path, step: int, model: nn.Module, state: dict[str, Any], leave_out: tuple[str, ...] = ()
+    folder: Path,
+    step: int,
+    model: nn.Module,
+    state: dict[str, Any],
+    leave_out: tuple[str, ...] = (),
+    ema: nn.Module | None = None,
 ) -> Path:
-    """Write ``model`` weights (without the keys starting with ``leave_out``) and the training
-    ``state`` as step ``step``; return the step folder."""
+    """Write ``model`` weights (without the keys starting with ``leave_out``), those of its moving
+    average ``ema`` (a model of the same class) and the training ``state`` as step ``step``; return the
+    step folder."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
     target = folder / name
 
+    def weights_of(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in module.state_dict().items() if not (leave_out and k.startswith(leave_out))}
+
     def fill(tmp: Path) -> None:
         tmp.mkdir()
-        weights = {k: v for k, v in model.state_dict().items() if not (leave_out and k.startswith(leave_out))}
-        sha256 = save_weights(weights, tmp / MODEL_FILE, metadata={"step": str(step)})
-        torch.save(
-            {**state, "step": step, "weights_sha256": sha256, "left_out": list(leave_out)}, tmp / STATE_FILE
-        )
+        metadata = {"step": str(step)}
+        record = {**state, "step": step, "left_out": list(leave_out)}
+        record["weights_sha256"] = save_weights(weights_of(model), tmp / MODEL_FILE, metadata=metadata)
+        if ema is not None:
+            record["ema_sha256"] = save_weights(weights_of(ema), tmp / EMA_FILE, metadata=metadata)
+        torch.save(record, tmp / STATE_FILE)
 
     replace_dir(target, fill)
     atomic_write_text(folder / LATEST_FILE, name + "\n")
@@ -119,16 +131,27 @@ def read_state(step_folder: Path, map_location: str | torch.device = "cpu") -> d
 
 
 def load_checkpoint(
-    step_folder: Path, model: nn.Module, map_location: str | torch.device = "cpu"
+    step_folder: Path,
+    model: nn.Module,
+    map_location: str | torch.device = "cpu",
+    ema: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Load weights into ``model`` (checksum, finite values, every key but the left-out ones) and
-    return the training state dict."""
+    """Load weights into ``model`` and their moving average into ``ema`` when given (checksum, finite
+    values, every key but the left-out ones) and return the training state dict."""
     state = read_state(step_folder, map_location)
-    load_weights(
-        model,
-        step_folder / MODEL_FILE,
-        sha256=state.get("weights_sha256"),
-        absent_prefixes=tuple(state.get("left_out", ())),
-        device=map_location,
-    )
+    targets = [(model, MODEL_FILE, "weights_sha256")]
+    if ema is not None:
+        if "ema_sha256" not in state:
+            raise CheckpointError(
+                f"{step_folder}: holds no {EMA_FILE}; it was trained without train.ema, so it cannot resume with it"
+            )
+        targets.append((ema, EMA_FILE, "ema_sha256"))
+    for module, file_name, key in targets:
+        load_weights(
+            module,
+            step_folder / file_name,
+            sha256=state.get(key),
+            absent_prefixes=tuple(state.get("left_out", ())),
+            device=map_location,
+        )
     return state

@@ -69,9 +69,17 @@ class DataConfig:
     """Where the samples are (``lsms.data.samples.load_samples(path, split)``) and how to read them.
 
     ``val`` defaults to the ``train`` path (with ``val_split``); no validation when both ``val`` and
-    ``val_split`` are unset. Relative paths are taken from the current directory and written absolute
-    into the run's config.yaml. ``max_train_samples`` / ``max_val_samples`` keep the first N samples
-    (quick CPU runs).
+    ``val_split`` are unset. ``holdout``: instead, validate (and select the best checkpoint) on this
+    many training samples, a fixed seeded draw that is left out of training, so that the whole
+    validation split stays a clean report split. Relative paths are taken from the current directory
+    and written absolute into the run's config.yaml. ``max_train_samples`` / ``max_val_samples`` keep
+    the first N samples (quick CPU runs).
+
+    ``augment``: false, true (intensity jitter) or a mapping of ``lsms.data.transforms.AugmentConfig``
+    fields (``hflip``, ``brightness``, ``contrast``, ``gamma``, ``rotate``, ``scale``, ``translate``).
+    ``size_schedule``: progressive resizing, ``[[from_fraction, height, width], ...]``: from that
+    fraction of the step budget on, training batches are resized to that size (at most
+    ``image_size``); validation and the saved model always use ``image_size``.
     """
 
     train: str = ""
@@ -81,18 +89,22 @@ class DataConfig:
     image_size: list[int] = field(default_factory=lambda: [480, 480])
     window: str | None = None
     text_variant: str = "full"
-    augment: bool = False
+    augment: bool | dict[str, float] = False
     num_workers: int = 0
     max_train_samples: int | None = None
     max_val_samples: int | None = None
+    holdout: int | None = None
+    size_schedule: list[list[float]] | None = None
 
 
 @dataclass
 class OptimConfig:
     """AdamW and the per-iteration polynomial decay ``lr * (1 - step / total_steps) ** poly_power``.
 
-    ``text_lr`` is the learning rate of a trainable text encoder (None: ``lr``). ``accumulation_steps``
-    micro-batches make one optimiser step. ``grad_clip`` is a max gradient norm (None: no clipping).
+    ``text_lr`` is the learning rate of a trainable text encoder (None: ``lr``). ``warmup_steps``: the
+    learning rate rises linearly from 0 over that many first steps (then follows the decay).
+    ``accumulation_steps`` micro-batches make one optimiser step. ``grad_clip`` is a max gradient norm
+    (None: no clipping).
     """
 
     lr: float = 3e-5
@@ -101,6 +113,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     poly_power: float = 0.9
+    warmup_steps: int = 0
     accumulation_steps: int = 1
     grad_clip: float | None = None
 
@@ -122,7 +135,9 @@ class TrainConfig:
     many validations without a better Dice (None: never). ``batch_size`` is per process and per
     micro-batch. ``run_dir``: the run folder (None: ``output_dir/<model.name>-<time>``).
     ``stop_after_steps`` is a debug option: checkpoint and return after that many optimiser steps, as if
-    the run had been interrupted (``--resume`` continues it).
+    the run had been interrupted (``--resume`` continues it). ``ema``: keep an exponential moving
+    average of the weights with this decay (e.g. 0.999; None: off); validation, ``best/`` and the final
+    model then use the averaged weights.
     """
 
     epochs: int = 100
@@ -144,6 +159,7 @@ class TrainConfig:
     run_dir: str | None = None
     progress: bool = True
     stop_after_steps: int | None = None
+    ema: float | None = None
 
 
 SECTIONS: dict[str, type] = {
@@ -206,6 +222,27 @@ class Config:
                 f"one of {TRAINING_TEXT_VARIANTS}",
             ),
             (self.data.num_workers >= 0, "data.num_workers", "an integer >= 0"),
+            (self.data.holdout is None or self.data.holdout >= 1, "data.holdout", "an integer >= 1 or null"),
+            (
+                self.data.holdout is None or (self.data.val is None and self.data.val_split is None),
+                "data.holdout",
+                "null when data.val or data.val_split is set (validate on one or the other)",
+            ),
+            (
+                self.data.size_schedule is None
+                or all(
+                    len(entry) == 3
+                    and 0 <= entry[0] < 1
+                    and all(
+                        0 < side <= limit for side, limit in zip(entry[1:], self.data.image_size, strict=True)
+                    )
+                    for entry in self.data.size_schedule
+                ),
+                "data.size_schedule",
+                "[[from_fraction in [0, 1), height, width], ...] with sizes no larger than data.image_size",
+            ),
+            (self.optim.warmup_steps >= 0, "optim.warmup_steps", "an integer >= 0"),
+            (self.train.ema is None or 0 < self.train.ema < 1, "train.ema", "a decay in (0, 1) or null"),
             (self.optim.lr > 0, "optim.lr", "a value > 0"),
             (self.optim.text_lr is None or self.optim.text_lr >= 0, "optim.text_lr", "a value >= 0 or null"),
             (self.optim.weight_decay >= 0, "optim.weight_decay", "a value >= 0"),
@@ -252,6 +289,14 @@ class Config:
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"{source}: {key}: expected {expected}")
+        if isinstance(self.data.augment, dict):
+            from lsms.data.transforms import AugmentConfig
+
+            try:
+                AugmentConfig(**self.data.augment)
+            except (TypeError, ValueError) as error:
+                known = ", ".join(f.name for f in fields(AugmentConfig))
+                raise ConfigError(f"{source}: data.augment: {error} (keys: {known})") from None
         if not self.data.train:
             raise ConfigError(
                 f"{source}: data.train: expected the training data path (manifest or dataset folder)"
@@ -259,7 +304,7 @@ class Config:
 
     @property
     def has_validation(self) -> bool:
-        return self.data.val is not None or self.data.val_split is not None
+        return self.data.val is not None or self.data.val_split is not None or self.data.holdout is not None
 
 
 def _build_section(cls: type, value: Any, prefix: str, source: str) -> Any:
@@ -285,7 +330,13 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (annotation,) = [a for a in args if a is not type(None)]
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:  # e.g. ``bool | dict``: the first type that fits
+            try:
+                return _coerce(value, option, key, source)
+            except ConfigError:
+                pass
+        annotation = options[-1]
         args = typing.get_args(annotation)
     origin = typing.get_origin(annotation) or annotation
     try:

@@ -2,7 +2,9 @@
 
 Entry point :func:`train`. One optimiser step is ``optim.accumulation_steps`` micro-batches of
 ``train.batch_size`` images per process. The learning rate follows the paper's per-iteration
-polynomial decay over the whole budget. Validation (rank 0) picks the best checkpoint by Dice.
+polynomial decay over the whole budget (after an optional linear warm-up). Validation (rank 0) picks
+the best checkpoint by Dice, on the validation split or on samples held out of the training data,
+with the weights' moving average when ``train.ema`` is on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -56,6 +60,9 @@ LOG_FILE = "log.csv"
 RESUME_LOG = "resume.log"
 BEST_DIR = "best"
 CHECKPOINT_DIR = "checkpoint"
+# The held-out selection samples depend on this fixed seed, not on train.seed: runs with different
+# seeds are then selected on the same images.
+HOLDOUT_SEED = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -182,6 +189,17 @@ def _load_samples(path: str, split: str | None, limit: int | None, key: str) -> 
     return samples[:limit] if limit else samples
 
 
+def split_holdout(samples: list, count: int) -> tuple[list, list]:
+    """(training, held-out): ``count`` samples drawn with ``HOLDOUT_SEED``, both lists in data order."""
+    if count >= len(samples):
+        raise ConfigError(
+            f"data.holdout: {count} held-out samples leave none of the {len(samples)} training samples"
+        )
+    chosen = set(np.random.default_rng(HOLDOUT_SEED).permutation(len(samples))[:count].tolist())
+    kept = [sample for index, sample in enumerate(samples) if index not in chosen]
+    return kept, [sample for index, sample in enumerate(samples) if index in chosen]
+
+
 def _make_run_dir(config: Config, info: DistInfo) -> Path:
     if config.train.run_dir:
         return Path(config.train.run_dir).resolve()
@@ -244,11 +262,12 @@ class Trainer:
         from lsms.data.dataset import ReferringDataset, collate_referring
 
         self.collate = collate_referring
-        train_samples = _load_samples(
-            config.data.train, config.data.train_split, config.data.max_train_samples, "data.train"
-        )
+        train_samples = _load_samples(config.data.train, config.data.train_split, None, "data.train")
         self.val_samples = None
-        if config.has_validation:
+        if config.data.holdout:
+            train_samples, self.val_samples = split_holdout(train_samples, config.data.holdout)
+        train_samples = train_samples[: config.data.max_train_samples or None]
+        if config.has_validation and self.val_samples is None:
             self.val_samples = _load_samples(
                 config.data.val or config.data.train,
                 config.data.val_split,
@@ -284,11 +303,21 @@ class Trainer:
             eps=config.optim.eps,
             weight_decay=config.optim.weight_decay,
         )
-        self.scheduler = torch.optim.lr_scheduler.PolynomialLR(
-            self.optimizer, total_iters=self.total_steps, power=config.optim.poly_power
-        )
+        # The factor reads total_steps when called: a resumed run with a new budget follows its decay.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.loss_fn = DiceBCELoss(config.loss.dice_weight, config.loss.bce_weight)
+        self.size_schedule = sorted(
+            (fraction, (int(height), int(width)))
+            for fraction, height, width in (config.data.size_schedule or [])
+        )
+        for _, size in self.size_schedule:
+            check_input_size(self.model, size, "data.size_schedule")
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.train.ema), use_buffers=True)
+            if config.train.ema is not None
+            else None
+        )
         self.position = _Position()
         self._restore_or_start()
         self.net: nn.Module = (
@@ -300,6 +329,24 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- setup
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier for optimiser step ``step + 1``: linear warm-up over
+        ``optim.warmup_steps``, times the polynomial decay ``(1 - step / total_steps) ** poly_power``."""
+        warmup = self.config.optim.warmup_steps
+        ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return ramp * max(0.0, 1 - step / self.total_steps) ** self.config.optim.poly_power
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and saved: their moving average when ``train.ema`` is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _train_size(self) -> tuple[int, int]:
+        """The training batches' size at the current step (``data.size_schedule``, else image_size)."""
+        progress = self.position.step / self.total_steps
+        current = [size for fraction, size in self.size_schedule if fraction <= progress]
+        return current[-1] if current else self.image_size
+
     def _check_resume_config(self) -> list[tuple[str, object, object]]:
         """The allowed changes of a resume (see ``resume_changes``), or ConfigError listing the refused."""
         checkpoint_dir = self.run_dir / CHECKPOINT_DIR
@@ -330,7 +377,8 @@ class Trainer:
 
     def _restore(self, step_folder: Path) -> None:
         """Load a checkpoint, refusing (before anything is written) what cannot be restored exactly."""
-        state = load_checkpoint(step_folder, self.model, map_location=self.device)
+        ema = self.ema.module if self.ema is not None else None
+        state = load_checkpoint(step_folder, self.model, map_location=self.device, ema=ema)
         if len(state["rng"]) != self.info.world_size:
             raise ConfigError(
                 f"--resume: {step_folder} was written by {len(state['rng'])} process(es), "
@@ -359,13 +407,12 @@ class Trainer:
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if self.scheduler.total_iters != self.total_steps:
-            # A changed budget: continue on the polynomial decay of the new one from this step.
-            self.scheduler.total_iters = self.total_steps
-            decay = (1 - position.step / self.total_steps) ** self.config.optim.poly_power
-            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-                group["lr"] = base * decay
-            self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        # The schedule's value at this step (what the saved run used, or the new budget's decay).
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * self.lr_factor(position.step)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if self.ema is not None:
+            self.ema.n_averaged.fill_(state["ema_updates"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"][self.info.rank])
         self.position = position
@@ -442,6 +489,10 @@ class Trainer:
     def _forward(self, batch: dict[str, Any]) -> torch.Tensor:
         image = batch["image"].to(self.device, non_blocking=True)
         mask = batch["mask"].to(self.device, non_blocking=True)
+        size = self._train_size()
+        if size != tuple(image.shape[-2:]):
+            image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+            mask = F.interpolate(mask, size=size, mode="nearest-exact")
         with autocast(self.device, self.amp_dtype):
             if not self.uses_text:
                 logits = self.net(image)
@@ -494,6 +545,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     # ----------------------------------------------------------------- validation, saving
     def _validate(self) -> float:
@@ -504,7 +557,7 @@ class Trainer:
 
             with _preserved_rng():
                 result = evaluate(
-                    self.model,
+                    self.eval_model,
                     self.val_samples,
                     image_size=self.image_size,
                     # a model trained on mixed expressions is selected on the full ones
@@ -532,7 +585,8 @@ class Trainer:
     def _save_best(self) -> None:
         preprocess = {"image_size": list(self.image_size), "window": self.config.data.window}
         replace_dir(
-            self.run_dir / BEST_DIR, lambda folder: self.model.save_pretrained(folder, preprocess=preprocess)
+            self.run_dir / BEST_DIR,
+            lambda folder: self.eval_model.save_pretrained(folder, preprocess=preprocess),
         )
 
     def _checkpoint(self) -> None:
@@ -546,11 +600,20 @@ class Trainer:
                 "position": vars(self.position).copy(),
                 "data": self._data_layout(),
             }
+            if self.ema is not None:
+                state["ema_updates"] = int(self.ema.n_averaged)
             leave_out: tuple[str, ...] = ()
             if self.text_reference is not None:
                 state["text_encoder"] = self.text_reference
                 leave_out = ("text_encoder.",)
-            save_checkpoint(self.run_dir / CHECKPOINT_DIR, self.position.step, self.model, state, leave_out)
+            save_checkpoint(
+                self.run_dir / CHECKPOINT_DIR,
+                self.position.step,
+                self.model,
+                state,
+                leave_out,
+                ema=self.ema.module if self.ema is not None else None,
+            )
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> Path:
