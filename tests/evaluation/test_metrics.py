@@ -150,6 +150,8 @@ def test_wrong_lesion_flags_a_prediction_that_overlaps_another_lesion_more():
     assert on_other["wrong_lesion"] and not misdrawn["wrong_lesion"]  # 16 px on the other vs 9
     assert not tie["wrong_lesion"] and not alone["wrong_lesion"]  # "more" is strict; no other lesion
     assert accumulator.summary()["wrong_lesion"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="one shape"):
+        accumulator.update(referred, referred, "e", [np.zeros((10, 12), dtype=bool)])
 
 
 def test_wrong_lesion_is_absent_not_zero_without_other_lesions():

@@ -88,11 +88,8 @@ def hits_other_lesion(pred: ArrayLike, target: ArrayLike, other_lesions: Sequenc
     """Whether ``pred`` overlaps some lesion of ``other_lesions`` in more pixels than ``target`` (the
     referred lesion): the model picked the wrong lesion, rather than misdrawing the right one."""
     pred_array = _as_bool_array(pred, "prediction")
-    referred = int(np.count_nonzero(pred_array & _as_bool_array(target, "target")))
-    return any(
-        int(np.count_nonzero(pred_array & _as_bool_array(other, "other lesion"))) > referred
-        for other in other_lesions
-    )
+    referred = overlap_counts(pred_array, target).intersection
+    return any(overlap_counts(pred_array, other).intersection > referred for other in other_lesions)
 
 
 class MetricAccumulator:
