@@ -322,6 +322,7 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
     from lsms import from_pretrained
     from lsms.data.samples import load_samples
     from lsms.evaluation.evaluate import evaluate
+    from lsms.evaluation.referring import load_lesion_map
     from lsms.training.trainer import BEST_DIR
 
     hf_logging.disable_progress_bar()  # keep the logs readable
@@ -335,6 +336,7 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
     variants = spec.text_variants if model.uses_text else ("full",)
     metrics = {}
     size = (spec.data.image_size, spec.data.image_size)
+    lesions = load_lesion_map(spec.data.path, samples)  # synthetic data: the wrong-lesion rate too
     for variant in variants:
         result = evaluate(
             model,
@@ -344,8 +346,10 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
             seed=spec.eval_seed,
             batch_size=16,
             progress=False,
+            lesions=lesions,
         )
-        metrics[variant] = {k: result.means[k] for k in ("dice", "miou", "oiou", "pooled_dice", "n")}
+        keys = ("dice", "miou", "oiou", "pooled_dice", "wrong_lesion", "n")
+        metrics[variant] = {k: result.means[k] for k in keys if k in result.means}
         print(f"  {variant}: dice {100 * metrics[variant]['dice']:.2f}", flush=True)
     payload = {
         "key": spec.key,

@@ -205,7 +205,9 @@ def table2(results: dict[str, dict], seed: int = 0, datasets: Sequence[str] = ("
 def text_controls(
     results: dict[str, dict], seed: int = 0, datasets: Sequence[str] = ("synth", "qata")
 ) -> str:
-    """Every text model under every text variant: how much of its Dice the text carries."""
+    """Every text model under every text variant: how much of its Dice the text carries, and how often it
+    segments another lesion of the slice than the referred one (synthetic data; "–" for runs before the
+    rate existed)."""
     rows = []
     for method in METHODS:
         if not method.text:
@@ -214,13 +216,20 @@ def text_controls(
             result = results.get(run_key(dataset, method.id, seed))
             if result is None:
                 continue
-            dice = [
-                pct(result["metrics"][v]["dice"]) if v in result["metrics"] else "–" for v in TEXT_VARIANTS
-            ]
+            dice, wrong = (
+                [pct(result["metrics"].get(v, {}).get(key)) for v in TEXT_VARIANTS]
+                for key in ("dice", "wrong_lesion")
+            )
             full, shuffled = (result["metrics"].get(v, {}).get("dice") for v in ("full", "shuffled"))
             gap = f"{100 * (full - shuffled):+.2f}" if full is not None and shuffled is not None else "–"
-            rows.append([method.label, dataset, *dice, gap])
-    headers = ["Method", "Dataset", *[f"Dice {v}" for v in TEXT_VARIANTS], "full − shuffled (points)"]
+            rows.append([method.label, dataset, *dice, gap, *wrong])
+    headers = [
+        "Method",
+        "Dataset",
+        *[f"Dice {v}" for v in TEXT_VARIANTS],
+        "full − shuffled (points)",
+        *[f"wrong lesion {v}" for v in TEXT_VARIANTS],
+    ]
     return markdown_table(headers, rows)
 
 

@@ -79,6 +79,15 @@ def test_text_controls_report_the_full_minus_shuffled_gap(compare_results):
     row = table_row(compare.text_controls(compare_results), "LSMS (lsms-nano)")
     assert row[1] == "synth" and row[2:7] == ["80.00", "70.00", "60.00", "30.00", "20.00"]
     assert row[7] == "+50.00"
+    assert row[8:] == ["–"] * 5  # runs from before the wrong-lesion rate
+
+
+def test_text_controls_report_the_wrong_lesion_rate_per_text_variant(compare_results):
+    key = compare.run_key("synth", "lsms-nano", 0)
+    for variant, metrics in compare_results[key]["metrics"].items():
+        metrics["wrong_lesion"] = {"full": 0.05, "half": 0.1, "quarter": 0.2}.get(variant, 0.5)
+    row = table_row(compare.text_controls(compare_results), "LSMS (lsms-nano)")
+    assert row[8:] == ["5.00", "10.00", "20.00", "50.00", "50.00"]
 
 
 def test_headline_averages_over_seeds_and_pairs_lsms_with_every_text_baseline(compare_results):
@@ -196,6 +205,7 @@ def test_tiny_end_to_end_run_then_skip(tmp_path):
     assert set(first) == {"synth__lsms-nano__s0", "synth__unet-small__s0"}
     lsms = first["synth__lsms-nano__s0"]
     assert set(lsms["metrics"]) == set(compare.TEXT_VARIANTS) and lsms["metrics"]["full"]["n"] == 3
+    assert all(0.0 <= metrics["wrong_lesion"] <= 1.0 for metrics in lsms["metrics"].values())
     assert lsms["budget"]["steps"] == 2 and lsms["uses_text"] is True
     assert lsms["budget"]["text_variant"] == "mixed"
     assert set(first["synth__unet-small__s0"]["metrics"]) == {"full"}

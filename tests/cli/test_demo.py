@@ -33,6 +33,7 @@ def test_demo_writes_a_complete_report(tmp_path, capsys):
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == {"full", "half", "quarter", "shuffled", "none"}
     assert all(0.0 <= values["dice"] <= 1.0 and values["n"] > 0 for values in metrics.values())
+    assert all(0.0 <= values["wrong_lesion"] <= 1.0 for values in metrics.values())
     for name in (
         "metrics.md",
         "loss.png",

@@ -13,8 +13,17 @@ from PIL import Image
 
 from lsms.data.synth import dataset_statistics, generate_dataset
 from lsms.data.synth.cli import register
-from lsms.data.synth.expressions import LesionFacts, find_relation, identifies, make_expression, render_text
-from lsms.data.synth.generate import _downsample, window_to_uint8
+from lsms.data.synth.expressions import (
+    RELATIONS,
+    LesionFacts,
+    find_relation,
+    identifies,
+    make_expression,
+    mentioned_attributes,
+    mentioned_relation,
+    render_text,
+)
+from lsms.data.synth.generate import _downsample, generate_case, window_to_uint8
 from lsms.data.synth.phantom import FOV_MM
 from lsms.errors import ConfigError
 
@@ -225,3 +234,23 @@ def test_cli_synth_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(ConfigError, match="--cases"):
         args = parser.parse_args(["synth", "--out", str(tmp_path / "e"), "--cases", "0"])
         args.func(args)
+
+
+def test_attributes_and_relation_are_read_back_from_sentences() -> None:
+    expressions = [
+        expression
+        for case in range(4)
+        for row in generate_case(case, seed=1, **SMALL).rows
+        for expression in (row.full, row.half, row.quarter)
+    ]
+    for expression in expressions:
+        assert mentioned_attributes(expression.text) == expression.attributes, expression.text
+        assert mentioned_relation(expression.text) == expression.relation, expression.text
+    # Relations are rare in generated data: every one, comparative (2 candidates) and superlative (3).
+    for relation in RELATIONS:
+        for n_candidates in (2, 3):
+            text = render_text(_facts(), ("shape", "enhancement"), relation, n_candidates)
+            assert mentioned_relation(text) == relation and mentioned_attributes(text) == (
+                "shape",
+                "enhancement",
+            )

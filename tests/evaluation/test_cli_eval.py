@@ -102,3 +102,21 @@ def test_eval_user_errors_exit_2_with_one_line(checkpoint_and_data, capsys, extr
 def test_eval_missing_checkpoint(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path)]) == 2
     assert "not an lsms checkpoint folder" in capsys.readouterr().err
+
+
+def test_eval_reports_the_wrong_lesion_rate_on_synthetic_data(checkpoint_and_data, tmp_path, capsys):
+    from lsms.data.synth import generate_dataset
+
+    checkpoint, plain = checkpoint_and_data
+    manifest = generate_dataset(
+        tmp_path / "synth", cases=3, size=64, seed=3, volume_size=192, min_lesion_px=20, write_volumes=False
+    )
+    args = ["eval", "--checkpoint", str(checkpoint), "--split", "all", "--no-progress"]
+    assert main([*args, "--data", str(manifest), "--out", str(tmp_path / "synth_eval")]) == 0
+    assert "| text | n | Dice (%) | wrong lesion (%) | mIoU (%)" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "synth_eval" / "summary.json").read_text())
+    assert 0.0 <= summary["means"]["wrong_lesion"] <= 1.0
+    assert all(isinstance(row["wrong_lesion"], bool) for row in summary["per_sample"])
+    # A manifest without lesions.csv (the first test's) has no rate at all.
+    assert main([*args, "--data", str(plain), "--out", str(tmp_path / "plain")]) == 0
+    assert "wrong_lesion" not in json.loads((tmp_path / "plain" / "summary.json").read_text())["means"]

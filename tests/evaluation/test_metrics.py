@@ -138,3 +138,23 @@ def test_pooled_dice_and_iou_sum_the_pixels_of_the_split():
     nothing = MetricAccumulator()
     nothing.update(np.zeros((3, 3), dtype=bool), np.zeros((3, 3), dtype=bool), "a")
     assert nothing.summary()["pooled_dice"] == nothing.summary()["oiou"] == 1.0
+
+
+def test_wrong_lesion_flags_a_prediction_that_overlaps_another_lesion_more():
+    referred, other = _mask((10, 10), (0, 4, 0, 4)), _mask((10, 10), (6, 10, 6, 10))
+    accumulator = MetricAccumulator()
+    on_other = accumulator.update(_mask((10, 10), (1, 4, 1, 4), (6, 10, 6, 10)), referred, "a", [other])
+    misdrawn = accumulator.update(_mask((10, 10), (0, 6, 0, 6)), referred, "b", [other])
+    tie = accumulator.update(_mask((10, 10), (3, 4, 3, 4), (6, 7, 6, 7)), referred, "c", [other])
+    alone = accumulator.update(_mask((10, 10), (6, 10, 6, 10)), referred, "d", [])
+    assert on_other["wrong_lesion"] and not misdrawn["wrong_lesion"]  # 16 px on the other vs 9
+    assert not tie["wrong_lesion"] and not alone["wrong_lesion"]  # "more" is strict; no other lesion
+    assert accumulator.summary()["wrong_lesion"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="one shape"):
+        accumulator.update(referred, referred, "e", [np.zeros((10, 12), dtype=bool)])
+
+
+def test_wrong_lesion_is_absent_not_zero_without_other_lesions():
+    accumulator = MetricAccumulator()
+    row = accumulator.update(_mask((4, 4), (0, 2, 0, 2)), _mask((4, 4), (0, 2, 0, 2)), "a")
+    assert "wrong_lesion" not in row and "wrong_lesion" not in accumulator.summary()

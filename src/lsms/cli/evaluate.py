@@ -1,5 +1,5 @@
 """``lsms eval``: score a saved checkpoint on a split (per-image Dice and mIoU, pooled Dice and oIoU,
-precision@K) and write summary.json."""
+precision@K, and the wrong-lesion rate where the data list each slice's lesions) and write summary.json."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Evaluate a saved checkpoint on a data split. Dice and mIoU are per-image means (LViT, the paper's "
             "metrics); pooled Dice and oIoU (= pooled IoU) sum intersection and union over all pixels of the "
-            "split (GuideDecoder, torchmetrics); precision@K follows LAVT. See docs/metrics.md. For a no-text "
+            "split (GuideDecoder, torchmetrics); precision@K follows LAVT. With a lesions.csv beside the manifest "
+            "(synthetic data), the wrong-lesion rate too. See docs/metrics.md. For a no-text "
             "control use --text shuffled (another sample's sentence); --text none feeds an empty string."
         ),
     )
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from lsms.data.samples import load_samples
     from lsms.evaluation import evaluate
     from lsms.evaluation.evaluate import CONVENTIONS
+    from lsms.evaluation.referring import load_lesion_map
     from lsms.models.pretrained import from_pretrained
     from lsms.runtime import resolve_device, set_channels_last
 
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         window=window,
         num_workers=args.workers,
         precision=args.precision,
+        lesions=load_lesion_map(args.data, samples),
     )
     result.settings = {
         "checkpoint": str(args.checkpoint.resolve()),

@@ -26,6 +26,7 @@ from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name
 
 if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
+    from lsms.evaluation.referring import LesionMap
 
 
 CONVENTIONS = (
@@ -41,8 +42,8 @@ class EvaluationResult:
 
     Attributes:
         per_sample: one dict per sample, in input order: ``id, dice, iou, text`` (the sentence fed to the
-            model, ``None`` for text-free models) and the pixel counts ``intersection, union,
-            pred_pixels, target_pixels``.
+            model, ``None`` for text-free models), the pixel counts ``intersection, union,
+            pred_pixels, target_pixels`` and, given a lesion map, ``wrong_lesion``.
         means: :meth:`MetricAccumulator.summary` (fractions in [0, 1] and counts).
         settings: how the numbers were made (text variant, threshold, seed, image size, date, ...);
             callers add their own keys (the CLI adds checkpoint and data).
@@ -61,17 +62,22 @@ class EvaluationResult:
         return path
 
     def markdown_table(self) -> str:
-        """One-row markdown table in percent: text variant, n, per-image Dice and mIoU, oIoU (= pooled IoU),
-        precision@K, pooled Dice (:data:`CONVENTIONS` says which is which)."""
+        """One-row markdown table in percent: text variant, n, per-image Dice, the wrong-lesion rate (when
+        measured), mIoU, oIoU (= pooled IoU), precision@K, pooled Dice (:data:`CONVENTIONS` says which is
+        which)."""
         precision_keys = [key for key in self.means if key.startswith("precision@")]
+        wrong_lesion = ["wrong_lesion"] if "wrong_lesion" in self.means else []
         # Pooled Dice comes last so that the columns before it keep their historical order.
         headers = (
-            ["text", "n", "Dice (%)", "mIoU (%)", "oIoU (%)"]
+            ["text", "n", "Dice (%)"]
+            + ["wrong lesion (%)" for _ in wrong_lesion]
+            + ["mIoU (%)", "oIoU (%)"]
             + [f"P@{key[10:]} (%)" for key in precision_keys]
             + ["pooled Dice (%)"]
         )
+        keys = ["dice", *wrong_lesion, "miou", "oiou", *precision_keys, "pooled_dice"]
         values = [str(self.settings.get("text_variant", "")), str(self.means["n"])] + [
-            f"{100 * self.means[key]:.2f}" for key in ["dice", "miou", "oiou", *precision_keys, "pooled_dice"]
+            f"{100 * self.means[key]:.2f}" for key in keys
         ]
         lines = [
             "| " + " | ".join(headers) + " |",
@@ -99,6 +105,7 @@ def evaluate(
     window: str | CTWindow | tuple[float, float] | None = None,
     num_workers: int = 0,
     precision: str = "auto",
+    lesions: LesionMap | None = None,
 ) -> EvaluationResult:
     """Predict every sample and score it against its original-resolution mask.
 
@@ -113,6 +120,8 @@ def evaluate(
             (level, width) pair or a ``CTWindow``; ``None`` keeps the dataset's default scaling.
         precision: autocast precision of the forward pass (:mod:`lsms.runtime`; ``auto``: bfloat16
             where the hardware has it). The one used is recorded in ``settings["precision"]``.
+        lesions: the other lesions of each sample's slice (:func:`lsms.evaluation.referring.load_lesion_map`);
+            given, each row gets a ``wrong_lesion`` flag and the means its rate.
     """
     if not samples:
         raise DataError("evaluation: no samples to evaluate (empty split or manifest?)")
@@ -153,7 +162,8 @@ def evaluate(
                 sample = samples[index]
                 target = load_mask(sample.mask, sample.slice)
                 pred = _threshold_at_size(logit, target.shape, threshold)
-                row = accumulator.update(pred, target, sample.id)
+                others = lesions.other_masks(sample) if lesions is not None else None
+                row = accumulator.update(pred, target, sample.id, others)
                 rows.append({**row, "text": texts[index] if uses_text else None})
             bar.update(len(indices))
     settings = {

@@ -6,6 +6,9 @@
   formulas applied to the pixel counts summed over all images. The pooled IoU is LAVT's overall IoU
   (oIoU); the pooled Dice is its Dice counterpart.
 - As LAVT reports them: precision@K (fraction of images whose IoU is at least K).
+- Where the other lesions of each image are known (the synthetic benchmark's lesions.csv): the
+  wrong-lesion rate, the fraction of images whose prediction overlaps another lesion of the image in
+  more pixels than the referred one.
 
 Empty masks are handled explicitly: an empty ground truth with an empty prediction scores Dice 1 and
 IoU 1 (a correct "nothing here"); any other case with an empty union cannot happen, and an empty
@@ -14,6 +17,7 @@ ground truth with a non-empty prediction scores 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -80,6 +84,14 @@ def dice_iou(pred_bool: ArrayLike, target_bool: ArrayLike) -> tuple[float, float
     return counts.dice, counts.iou
 
 
+def hits_other_lesion(pred: ArrayLike, target: ArrayLike, other_lesions: Sequence[ArrayLike]) -> bool:
+    """Whether ``pred`` overlaps some lesion of ``other_lesions`` in more pixels than ``target`` (the
+    referred lesion): the model picked the wrong lesion, rather than misdrawing the right one."""
+    pred_array = _as_bool_array(pred, "prediction")
+    referred = overlap_counts(pred_array, target).intersection
+    return any(overlap_counts(pred_array, other).intersection > referred for other in other_lesions)
+
+
 class MetricAccumulator:
     """Collects per-image results and summarises them per image (LViT) and pooled (GuideDecoder, LAVT).
 
@@ -91,10 +103,18 @@ class MetricAccumulator:
         self.precision_thresholds = tuple(precision_thresholds)
         self.rows: list[dict] = []
 
-    def update(self, pred: ArrayLike, target: ArrayLike, sample_id: str) -> dict:
+    def update(
+        self,
+        pred: ArrayLike,
+        target: ArrayLike,
+        sample_id: str,
+        other_lesions: Sequence[ArrayLike] | None = None,
+    ) -> dict:
         """Score one image (binary masks of one shape); returns and keeps its row.
 
-        Row keys: ``id, dice, iou, intersection, union, pred_pixels, target_pixels``.
+        Row keys: ``id, dice, iou, intersection, union, pred_pixels, target_pixels``, and
+        ``wrong_lesion`` (:func:`hits_other_lesion`) when ``other_lesions`` (the masks of the image's
+        other lesions, possibly none) is given.
         """
         counts = overlap_counts(pred, target)
         row = {
@@ -106,6 +126,8 @@ class MetricAccumulator:
             "pred_pixels": counts.pred_pixels,
             "target_pixels": counts.target_pixels,
         }
+        if other_lesions is not None:
+            row["wrong_lesion"] = hits_other_lesion(pred, target, other_lesions)
         self.rows.append(row)
         return row
 
@@ -117,7 +139,9 @@ class MetricAccumulator:
         GuideDecoder / torchmetrics; ``oiou`` is the pooled IoU, LAVT's overall IoU; each is 1.0 when
         every mask and prediction was empty), ``precision@K`` for each K, ``n`` (images),
         ``n_empty_target`` (images with an empty ground truth), ``n_empty_target_with_pred`` (of those,
-        images with a non-empty prediction, which score 0). All metrics are fractions in [0, 1].
+        images with a non-empty prediction, which score 0), and ``wrong_lesion`` (share of the rows
+        with a ``wrong_lesion`` flag that have it set) when any row has the flag. All metrics are
+        fractions in [0, 1].
         """
         if not self.rows:
             raise ValueError("no images were scored: call update() before summary()")
@@ -132,6 +156,9 @@ class MetricAccumulator:
             "oiou": pooled.iou,
             "pooled_dice": pooled.dice,
         }
+        flags = [row["wrong_lesion"] for row in self.rows if "wrong_lesion" in row]
+        if flags:
+            result["wrong_lesion"] = float(np.mean(flags))
         for level in self.precision_thresholds:
             result[f"precision@{level:g}"] = float(np.mean(ious >= level))
         empty_target = [row for row in self.rows if row["target_pixels"] == 0]

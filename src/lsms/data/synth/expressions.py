@@ -180,6 +180,33 @@ def render_text(
     return join_clauses(head, items, comma="location" in attributes)
 
 
+# What render_text writes for each attribute but the type, to read back which ones a sentence mentions.
+_ATTRIBUTE_WORDS = {
+    "location": " segment of the ",
+    "diameter": "a diameter of ",
+    "shape": " shape",
+    "boundary": " boundary",
+    "enhancement": "ring enhancement",
+}
+
+
+def mentioned_attributes(text: str) -> tuple[str, ...]:
+    """The attributes (in :data:`ATTRIBUTES` order) that a sentence of :func:`render_text` mentions: its
+    inverse, for data sets whose files record only the sentences."""
+    found = {attribute for attribute, words in _ATTRIBUTE_WORDS.items() if words in text}
+    if any(noun in text for noun in TYPE_NOUNS.values()):
+        found.add("type")
+    return tuple(attribute for attribute in ATTRIBUTES if attribute in found)
+
+
+def mentioned_relation(text: str) -> str | None:
+    """The relation (a key of :data:`RELATIONS`) that a sentence of :func:`render_text` opens with, or None."""
+    for relation, (comparative, superlative, _) in RELATIONS.items():
+        if text.startswith((f"The {comparative} ", f"The {superlative} ")):
+            return relation
+    return None
+
+
 SYNTH = Vocabulary(differs, render_text)
 
 
