@@ -1,4 +1,5 @@
-"""``lsms convert segnext``: initialise an LSMS preset from a SegNeXt MSCAN checkpoint and save it."""
+"""``lsms convert segnext``: initialise an LSMS preset from a SegNeXt MSCAN checkpoint and save it.
+``lsms convert release``: a checkpoint folder as a small release (float16, text encoder referenced)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     segnext.add_argument("--verbose", action="store_true", help="list every key")
     segnext.set_defaults(func=run)
+    release = formats.add_parser(
+        "release",
+        help="checkpoint folder -> a release: float16 weights, the installed text encoder referenced",
+        description="Write a checkpoint (a save_pretrained folder such as a run's best/) as a release: "
+        "weights in float16 and, when the frozen text encoder is the installed default, a reference to it "
+        "(name and weights' SHA-256) instead of a copy. Put it in checkpoints/NAME (or a folder of "
+        "$LSMS_CHECKPOINTS) to load it by NAME.",
+    )
+    release.add_argument("checkpoint", help="checkpoint folder or released name")
+    release.add_argument("--out", type=Path, required=True, help="output folder")
+    release.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    release.set_defaults(func=run_release)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,4 +57,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"  ... {len(keys) - 5} more (--verbose lists all)")
     model.save_pretrained(args.out)
     print(f"saved {args.out}")
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsms.models.release import save_release
+
+    out = save_release(args.checkpoint, args.out, dtype=getattr(torch, args.dtype))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"saved {out} ({size / 2**20:.1f} MiB)")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,11 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TEXT_ENCODER_DIR = "text_encoder"
 FORMAT_VERSION = 2  # 2: LSMS configs record decoder_align_stage (format 1 checkpoints were aligned at F1)
+# Released checkpoints (lsms.models.release): looked up by name in these folders; their config.json
+# references the installed text encoder under this key instead of the folder holding its weights.
+CHECKPOINTS_ENV_VAR = "LSMS_CHECKPOINTS"
+SOURCE_CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
+TEXT_REFERENCE_KEY = "text_encoder_reference"
 
 
 def file_sha256(path: Path) -> str:
@@ -105,6 +111,48 @@ def load_weights(
         )
 
 
+def checkpoint_dirs() -> list[Path]:
+    """Where released checkpoints are looked up by name, in order."""
+    extra = [
+        Path(item).expanduser() for item in os.environ.get(CHECKPOINTS_ENV_VAR, "").split(os.pathsep) if item
+    ]
+    return [*extra, SOURCE_CHECKPOINTS]
+
+
+def list_released() -> list[str]:
+    """Names of the released checkpoints found (folders holding a config.json)."""
+    names = {
+        p.parent.name for folder in checkpoint_dirs() if folder.is_dir() for p in folder.glob("*/config.json")
+    }
+    return sorted(names)
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint folder: the path itself when it exists, else the released checkpoint of that name."""
+    path = Path(name_or_path).expanduser()
+    if path.exists() or path.is_absolute() or len(path.parts) > 1:
+        return path
+    for folder in checkpoint_dirs():
+        if (folder / path.name / "config.json").is_file():
+            return folder / path.name
+    known = ", ".join(list_released()) or "none found"
+    raise CheckpointError(
+        f"{name_or_path}: no such checkpoint folder, nor a released checkpoint of that name "
+        f"(released: {known}; looked in ${CHECKPOINTS_ENV_VAR} and {SOURCE_CHECKPOINTS})"
+    )
+
+
+def check_text_reference(model: torch.nn.Module, reference: dict[str, str], folder: Path) -> None:
+    """CheckpointError when the installed text encoder is not the one a release was trained with."""
+    actual = tensors_sha256(model.text_encoder.state_dict())
+    if actual != reference["sha256"]:
+        raise CheckpointError(
+            f"{folder}: trained with text encoder {reference['name']!r} (weights SHA-256 "
+            f"{reference['sha256'][:16]}...), but the installed one has {actual[:16]}...; install the same "
+            "version of it"
+        )
+
+
 def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | None = None) -> Path:
     """Write ``model`` (built by :func:`lsms.create_model`) to ``folder``; returns the folder.
 
@@ -141,7 +189,8 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
 
 def read_checkpoint_config(folder: str | Path) -> dict:
     """The parsed ``config.json`` of a checkpoint folder, or a one-line CheckpointError."""
-    path = Path(folder) / CONFIG_NAME
+    folder = resolve_checkpoint(folder)
+    path = folder / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(
             f"{folder}: not an lsms checkpoint folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})"
@@ -160,9 +209,11 @@ def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
     """Rebuild and load a model saved by :func:`save_pretrained`, in eval mode on ``device``."""
     from lsms.registry import create_model
 
-    folder = Path(folder)
+    folder = resolve_checkpoint(folder)
     metadata = read_checkpoint_config(folder)
     config = dict(metadata["config"])
+    # A release references the installed text encoder instead of holding its weights.
+    reference = metadata.get(TEXT_REFERENCE_KEY)
     if metadata.get("format_version", 1) < 2 and "decoder_channels" in config:
         # An LSMS saved before the alignment switch: its decoder ran at F1, whatever the preset's default now.
         config.setdefault("decoder_align_stage", 1)
@@ -176,7 +227,14 @@ def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG_NAME}: cannot build the model ({error})") from None
     # Checkpoints written before checksums were recorded (format 1 without the field) load unchecked.
-    load_weights(model, weights, sha256=metadata.get("weights_sha256"))
+    load_weights(
+        model,
+        weights,
+        sha256=metadata.get("weights_sha256"),
+        absent_prefixes=("text_encoder.",) if reference else (),
+    )
+    if reference:
+        check_text_reference(model, reference, folder)
     model.text_encoder_source = metadata.get("text_encoder_source")
     model.preprocess = metadata.get("preprocess", {})
     return model.to(device).eval()
