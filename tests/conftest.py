@@ -74,6 +74,63 @@ def write_ct_series(
     return folder
 
 
+def write_enhanced_ct(
+    path: Path,
+    volume_hu: np.ndarray,
+    *,
+    orientation: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+    spacing: float = 2.0,
+    pixel_spacing: tuple[float, float] = (0.8, 0.6),
+    origin: tuple[float, float, float] = (30.0, -40.0, 120.0),
+    slope: float = 2.0,
+) -> Path:
+    """An Enhanced CT Image (one multi-frame file) of ``volume_hu`` (Z, H, W) in HU.
+
+    The geometry lives only in the functional groups, as enhanced files store it: orientation, pixel
+    spacing and rescale in the SharedFunctionalGroupsSequence, one ImagePositionPatient per frame in the
+    PerFrameFunctionalGroupsSequence (frame z at ``origin + z * spacing`` along the slice normal). The
+    default orientation is sagittal (rows run anterior->posterior, columns superior->inferior), so an
+    identity fallback cannot pass for the right answer.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    normal = np.cross(orientation[:3], orientation[3:])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = EnhancedCTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID = "CT", generate_uid()
+    ds.NumberOfFrames = len(volume_hu)
+    ds.Rows, ds.Columns = volume_hu.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    plane_orientation, measures, rescale = Dataset(), Dataset(), Dataset()
+    plane_orientation.ImageOrientationPatient = list(orientation)
+    measures.PixelSpacing, measures.SliceThickness = list(pixel_spacing), spacing
+    measures.SpacingBetweenSlices = spacing
+    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = slope, -1024, "HU"
+    shared = Dataset()
+    shared.PlaneOrientationSequence = [plane_orientation]
+    shared.PixelMeasuresSequence = [measures]
+    shared.PixelValueTransformationSequence = [rescale]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for z in range(len(volume_hu)):
+        position, frame = Dataset(), Dataset()
+        position.ImagePositionPatient = [float(v) for v in np.asarray(origin) + z * spacing * normal]
+        frame.PlanePositionSequence = [position]
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = ((volume_hu + 1024) / slope).astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random BERT folder (hidden size 32)."""
