@@ -136,7 +136,7 @@ def test_dicom_series_sorted_by_position_with_geometry(tmp_path: Path) -> None:
     assert load_image(tmp_path / "series", window="0,2000", slice_index=2).max() == pytest.approx(0.7)
     mask_path = tmp_path / "seg.nii.gz"
     save_volume_like(volume.array > 50, volume, mask_path)
-    # written as (X, Y, Z) = (W, H, Z), the order SimpleITK (and dcm2niix) give the same series
+    # written as (X, Y, Z) = (W, H, Z), as SimpleITK writes the same series
     written = nib.load(mask_path)
     sitk.WriteImage(
         sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path / "series"))),

@@ -8,7 +8,7 @@ Conventions (see docs/data.md):
   NIfTI volumes are reoriented to the closest of (Z: inferior->superior, H: anterior->posterior,
   W: patient right->left), i.e. axial slices in the radiological display; DICOM series keep their
   stored in-plane order with slices sorted along the slice normal. Masks are written back as NIfTI in
-  the input's own (X, Y, Z) axis order, as dcm2niix and SimpleITK write them.
+  the input's own (X, Y, Z) axis order, as SimpleITK and dcm2niix write them.
 - Every value must be finite: an image, volume or mask holding NaN or infinity is refused with one
   line naming the file (for a volume, also its slices), since it would silently poison the min-max
   scale, the model's output or training. A volume is refused whole, not slice by slice: its
@@ -464,8 +464,8 @@ def save_volume_like(mask_zhw: np.ndarray, reference: Volume, path: str | os.Pat
 
     For a NIfTI reference the array is put back into the file's own axis order and written with its
     header (affine, qform/sform codes, pixel dimensions). For a DICOM reference it is written as
-    (X, Y, Z) = (columns, rows, slices) with the matching RAS affine (scanner qform/sform), the order
-    dcm2niix and SimpleITK give the same series, so the mask lines up with the user's NIfTI.
+    (X, Y, Z) = (columns, rows, slices) with the matching RAS affine (scanner qform/sform): the array and
+    affine SimpleITK writes for the series, and dcm2niix's axis order, so it lines up with the user's NIfTI.
     """
     import nibabel as nib
     from nibabel import orientations
