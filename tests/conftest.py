@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +32,28 @@ def write_tiny_bert(folder: Path, hidden_size: int = 32, intermediate_size: int 
     return folder
 
 
+def _ct_dataset(sop_class: str, series_uid: str, volume_hu: np.ndarray, slope: float) -> Any:
+    """A DICOM dataset of class ``sop_class`` holding ``volume_hu`` (Z, H, W; one frame per slice) as
+    16-bit stored values (HU + 1024) / ``slope``; the caller adds geometry and rescale."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
+    ds.Rows, ds.Columns = volume_hu.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = ((volume_hu + 1024) / slope).astype(np.uint16).tobytes()
+    return ds
+
+
 def write_ct_series(
     folder: Path,
     volume_hu: np.ndarray,
@@ -45,31 +68,18 @@ def write_ct_series(
     Slice z lies at ``origin + z * spacing`` along the normal; files are named, written and numbered
     (InstanceNumber) in reverse order on purpose, so a reader must sort by position.
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import CTImageStorage, generate_uid
 
     folder.mkdir(parents=True)
     series_uid = generate_uid()
     for z in reversed(range(len(volume_hu))):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
+        ds = _ct_dataset(CTImageStorage, series_uid, volume_hu[z : z + 1], slope)
         ds.InstanceNumber = len(volume_hu) - z
         ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + spacing * z]
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.PixelSpacing = list(pixel_spacing)
         ds.SliceThickness = spacing
-        ds.Rows, ds.Columns = volume_hu.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleSlope, ds.RescaleIntercept = slope, -1024
-        ds.PixelData = ((volume_hu[z] + 1024) / slope).astype(np.uint16).tobytes()
         ds.save_as(folder / f"slice_{len(volume_hu) - z:03d}.dcm", enforce_file_format=True)
     return folder
 
@@ -92,23 +102,12 @@ def write_enhanced_ct(
     default orientation is sagittal (rows run anterior->posterior, columns superior->inferior), so an
     identity fallback cannot pass for the right answer.
     """
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.dataset import Dataset
+    from pydicom.uid import EnhancedCTImageStorage, generate_uid
 
     normal = np.cross(orientation[:3], orientation[3:])
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = EnhancedCTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SeriesInstanceUID = "CT", generate_uid()
+    ds = _ct_dataset(EnhancedCTImageStorage, generate_uid(), volume_hu, slope)
     ds.NumberOfFrames = len(volume_hu)
-    ds.Rows, ds.Columns = volume_hu.shape[1:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     plane_orientation, measures, rescale = Dataset(), Dataset(), Dataset()
     plane_orientation.ImageOrientationPatient = list(orientation)
     measures.PixelSpacing, measures.SliceThickness = list(pixel_spacing), spacing
@@ -126,7 +125,6 @@ def write_enhanced_ct(
         frame.PlanePositionSequence = [position]
         frames.append(frame)
     ds.PerFrameFunctionalGroupsSequence = frames
-    ds.PixelData = ((volume_hu + 1024) / slope).astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
 

@@ -396,11 +396,9 @@ def _cached_mask(path: str, mtime_ns: int) -> np.ndarray:
 
 def _window_volume(volume: Volume, values: np.ndarray, window: CTWindow | None) -> np.ndarray:
     if window is not None:
-        scaled = window.apply(values)
-    else:
-        low, high = float(volume.array.min()), float(volume.array.max())
-        scaled = (values.astype(np.float32) - low) / np.float32(high - low if high > low else 1.0)
-    return scaled
+        return window.apply(values)
+    low, high = float(volume.array.min()), float(volume.array.max())
+    return (values.astype(np.float32) - low) / np.float32(high - low if high > low else 1.0)
 
 
 def load_image(
