@@ -1,8 +1,9 @@
-# Two entry points (see README): `make demo` runs the main job, `make test` runs the checks.
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the checks (CI).
+# `make test-fast` is the edit loop: lint and the tests not marked slow or browser, no installs.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: setup browser demo test lint
+.PHONY: setup browser demo test test-fast lint
 
 setup:
 	$(PIP) install -e ".[dev]"
@@ -18,3 +19,6 @@ lint:
 
 test: setup browser lint
 	$(PYTHON) -m pytest
+
+test-fast: lint
+	$(PYTHON) -m pytest -m "not slow and not browser"

@@ -23,6 +23,13 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     return decorator
 
 
+def unregister_model(name: str) -> None:
+    """Remove ``name`` from the registry (tests register throwaway models and must leave no trace)."""
+    if name not in _MODEL_FACTORIES:
+        raise KeyError(f"model {name!r} is not registered")
+    del _MODEL_FACTORIES[name]
+
+
 def _import_model_modules(include_baselines: bool) -> None:
     # Importing the architecture files runs their @register_model decorators. The baselines import
     # MONAI, which costs seconds, so they are imported only when a name is not an LSMS preset.

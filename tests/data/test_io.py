@@ -6,12 +6,16 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 import tifffile
 from nibabel.testing import data_path
 from PIL import Image
 from pydicom.data import get_testdata_file
-from tests.conftest import write_ct_series
+from pydicom.encaps import encapsulate
+from pydicom.uid import HTJ2KLossless
+from tests.conftest import write_ct_series, write_enhanced_ct
 
+from lsms.data import io
 from lsms.data.io import (
     WINDOWS,
     CTWindow,
@@ -132,9 +136,18 @@ def test_dicom_series_sorted_by_position_with_geometry(tmp_path: Path) -> None:
     assert load_image(tmp_path / "series", window="0,2000", slice_index=2).max() == pytest.approx(0.7)
     mask_path = tmp_path / "seg.nii.gz"
     save_volume_like(volume.array > 50, volume, mask_path)
+    # written as (X, Y, Z) = (W, H, Z), as SimpleITK writes the same series
     written = nib.load(mask_path)
-    np.testing.assert_allclose(written.affine, volume.affine)
-    np.testing.assert_array_equal(np.asarray(written.dataobj), hu > 50)  # (Z, H, W) with the RAS affine
+    sitk.WriteImage(
+        sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path / "series"))),
+        str(tmp_path / "itk.nii.gz"),
+    )
+    itk = nib.load(tmp_path / "itk.nii.gz")
+    assert written.shape == itk.shape == (6, 4, 3)
+    np.testing.assert_allclose(written.affine, itk.affine, atol=1e-6)
+    np.testing.assert_allclose(written.affine @ [5, 0, 1, 1], volume.affine @ [1, 0, 5, 1])
+    np.testing.assert_array_equal(np.asarray(written.dataobj), (hu > 50).transpose(2, 1, 0))
+    assert int(written.header["qform_code"]) == int(written.header["sform_code"]) == 1  # scanner
 
 
 def test_nifti_reoriented_to_display_axes(tmp_path: Path) -> None:
@@ -185,3 +198,63 @@ def test_nifti_4d_and_label_volume_rejected(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "labels.nii.gz")
     with pytest.raises(DataError, match=r"mask values \{0, 1, 2\}"):
         load_mask(tmp_path / "labels.nii.gz", slice_index=0)
+
+
+def test_enhanced_multi_frame_dicom_geometry_comes_from_the_functional_groups(tmp_path: Path) -> None:
+    hu = np.random.default_rng(0).integers(-500, 500, (5, 6, 7)).astype(np.float32) * 2
+    path = write_enhanced_ct(tmp_path / "enhanced.dcm", hu)  # sagittal, frames 2 mm apart
+    volume = load_volume(path)
+    np.testing.assert_array_equal(volume.array, hu)  # shared rescale slope/intercept applied
+    assert volume.spacing == pytest.approx((2.0, 0.8, 0.6))
+    # LPS: frames step along the normal (-1, 0, 0), rows along (0, 0, -1), columns along (0, 1, 0);
+    # origin (30, -40, 120). RAS negates x and y.
+    expected = np.array([[2.0, 0, 0, -30], [0, 0, -0.6, 40], [0, -0.8, 0, 120], [0, 0, 0, 1]])
+    np.testing.assert_allclose(volume.affine, expected, atol=1e-6)
+    assert nib.aff2axcodes(volume.affine) == ("R", "I", "P")
+    out = save_volume_like(volume.array > 0, volume, tmp_path / "mask.nii.gz")
+    written = nib.load(out)
+    assert written.shape == (7, 6, 5)
+    np.testing.assert_allclose(written.affine, expected[:, [2, 1, 0, 3]], atol=1e-6)
+
+
+def test_monochrome1_is_shown_dense_bright(tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.save_as(tmp_path / "inverted.dcm")
+    np.testing.assert_allclose(
+        load_image(tmp_path / "inverted.dcm"), 1.0 - load_image(get_testdata_file("MR_small.dcm")), atol=1e-6
+    )
+
+
+def test_compressed_transfer_syntaxes(tmp_path: Path) -> None:
+    reference = load_volume(get_testdata_file("MR_small.dcm")).array
+    for name in ("MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"):
+        np.testing.assert_array_equal(load_volume(get_testdata_file(name)).array, reference)
+    # a syntax the reader cannot decode (HTJ2K) is one line naming the file and the syntax
+    dataset = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    dataset.file_meta.TransferSyntaxUID = HTJ2KLossless
+    dataset.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(64)])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(tmp_path / "htj2k.dcm", enforce_file_format=True)
+    with pytest.raises(DataError) as error:
+        load_volume(tmp_path / "htj2k.dcm")
+    assert str(error.value) == (
+        f"{tmp_path / 'htj2k.dcm'}: cannot decode DICOM transfer syntax "
+        f"High-Throughput JPEG 2000 Image Compression (Lossless Only) ({HTJ2KLossless})"
+    )
+
+
+def test_dicom_series_with_two_slices_at_one_position_is_refused(tmp_path: Path) -> None:
+    series = write_ct_series(tmp_path / "series", np.zeros((2, 4, 4), np.float32), spacing=0.0)
+    with pytest.raises(DataError, match="two DICOM slices share one position"):
+        load_volume(series)
+
+
+def test_mask_volume_is_read_and_checked_once_for_all_its_slices(tmp_path: Path, monkeypatch) -> None:
+    labels = np.zeros((4, 4, 3), np.uint8)
+    labels[1, 1, :] = 1
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "mask.nii.gz")
+    reads = []
+    monkeypatch.setattr(io, "load_volume", lambda path: reads.append(path) or load_volume(path))
+    masks = [load_mask(tmp_path / "mask.nii.gz", slice_index=z) for z in range(3)]
+    assert len(reads) == 1 and all(mask.sum() == 1 and mask.flags.writeable for mask in masks)

@@ -100,8 +100,8 @@ def test_all_empty_gives_oiou_one_and_empty_summary_raises():
     assert acc.summary()["oiou"] == 1.0
 
 
-def test_per_image_dice_matches_monai_dice_metric():
-    from monai.metrics import DiceMetric
+def test_per_image_dice_and_iou_match_monai_metrics():
+    from monai.metrics import DiceMetric, MeanIoU
 
     rng = np.random.default_rng(0)
     preds = [rng.random((12, 16)) < p for p in (0.1, 0.3, 0.5, 0.7)]
@@ -110,15 +110,15 @@ def test_per_image_dice_matches_monai_dice_metric():
     preds += [empty, preds[0], empty]  # empty/empty scores 1; a prediction on, or a miss of, nothing 0
     targets += [empty, empty, targets[0]]
     acc = MetricAccumulator()
-    ours = [
-        acc.update(pred, target, f"s{i}")["dice"]
-        for i, (pred, target) in enumerate(zip(preds, targets, strict=True))
+    rows = [
+        acc.update(pred, target, f"s{i}") for i, (pred, target) in enumerate(zip(preds, targets, strict=True))
     ]
+    batch = torch.from_numpy(np.stack(preds)[:, None]), torch.from_numpy(np.stack(targets)[:, None])
     # MONAI's default ignore_empty=True gives NaN for an empty ground truth; False applies our rule.
-    metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
-    monai = metric(torch.from_numpy(np.stack(preds)[:, None]), torch.from_numpy(np.stack(targets)[:, None]))
-    assert ours == pytest.approx(monai[:, 0].tolist())
-    assert acc.summary()["dice"] == pytest.approx(float(monai.mean()))
+    for key, metric in (("dice", DiceMetric), ("iou", MeanIoU)):
+        monai = metric(include_background=True, reduction="none", ignore_empty=False)(*batch)
+        assert [row[key] for row in rows] == pytest.approx(monai[:, 0].tolist()), key
+    assert acc.summary()["dice"] == pytest.approx(float(DiceMetric(ignore_empty=False)(*batch).mean()))
 
 
 def test_pooled_dice_and_iou_sum_the_pixels_of_the_split():

@@ -146,8 +146,11 @@ def test_predict_volume_dicom_series(checkpoint: Path, dicom_series: Path, tmp_p
     single = predictor.predict_2d(dicom_series, SENTENCE, slice_index=2)
     np.testing.assert_allclose(result.probabilities[2], single.probabilities, atol=1e-5)
     written = nib.load(str(save_volume_like(result.mask, result.volume, tmp_path / "series_mask.nii.gz")))
-    np.testing.assert_allclose(written.affine, volume.affine)
-    np.testing.assert_array_equal(np.asarray(written.dataobj), result.mask.astype(np.uint8))
+    assert written.shape == (68, 66, 4)  # (X, Y, Z): columns, rows, slices
+    np.testing.assert_allclose(written.affine, volume.affine[:, [2, 1, 0, 3]])
+    np.testing.assert_array_equal(
+        np.asarray(written.dataobj), result.mask.astype(np.uint8).transpose(2, 1, 0)
+    )
 
 
 def test_predict_manifest_rows_in_order(checkpoint: Path, png_image: Path, tmp_path: Path) -> None:

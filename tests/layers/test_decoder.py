@@ -1,7 +1,9 @@
-"""Full-Scale Decoder: alignment scale, NMF in float32 under autocast, NMF in either memory format."""
+"""Full-Scale Decoder: alignment scale, NMF against a NumPy reference, NMF in float32 under autocast, NMF in
+either memory format."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,3 +58,36 @@ def test_nmf_gives_the_same_result_in_channels_last_order() -> None:
     nhwc = nmf(x.contiguous(memory_format=torch.channels_last))
     assert nhwc.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(nhwc, nchw, atol=1e-5, rtol=1e-5)
+
+
+def _lee_seung_reconstruction(x: np.ndarray, bases: np.ndarray, steps: int) -> np.ndarray:
+    """Textbook multiplicative updates (Lee & Seung 2001) for X ~ W H in float64, written from the
+    paper, not from NMF2D: H <- H (W'X) / (W'W H), W <- W (X H') / (W H H'), ``steps`` times, then one
+    more H step; H starts as the softmax over ranks of W'X (as in the Hamburger paper's code)."""
+    w = bases.astype(np.float64)
+    scores = np.exp(w.T @ x - (w.T @ x).max(axis=0))
+    h = scores / scores.sum(axis=0)
+    for _ in range(steps):
+        h = h * (w.T @ x) / (w.T @ w @ h)
+        w = w * (x @ h.T) / (w @ h @ h.T)
+    h = h * (w.T @ x) / (w.T @ w @ h)
+    return w @ h
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_nmf_equals_an_independent_lee_seung_reference(groups: int) -> None:
+    nmf = NMF2D(16, rank=4, groups=groups).eval()
+    x = torch.rand(2, 16, 6, 5, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = nmf(x).double().numpy()
+    depth = 16 // groups
+    for b in range(2):
+        for g in range(groups):
+            matrix = x[b, g * depth : (g + 1) * depth].double().reshape(depth, -1).numpy()
+            expected = _lee_seung_reconstruction(matrix, nmf.eval_bases[g].numpy(), nmf.eval_steps)
+            got = out[b, g * depth : (g + 1) * depth].reshape(depth, -1)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+            # rank 4: never closer to x than its best rank-4 approximation (Eckart-Young), but close
+            singular = np.linalg.svd(matrix, compute_uv=False)
+            error = np.linalg.norm(matrix - got)
+            assert np.sqrt((singular[4:] ** 2).sum()) - 1e-9 <= error < 0.5 * np.linalg.norm(matrix)

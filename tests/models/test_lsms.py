@@ -188,6 +188,17 @@ def test_registry_lists_presets_and_rejects_unknown_names():
         lsms.create_model("lsms-huge")
 
 
+def test_a_registered_model_can_be_unregistered():
+    from lsms.registry import register_model, unregister_model
+
+    register_model("throwaway")(lambda: torch.nn.Identity())
+    assert "throwaway" in lsms.list_models()
+    unregister_model("throwaway")
+    assert "throwaway" not in lsms.list_models()
+    with pytest.raises(KeyError, match="'throwaway' is not registered"):
+        unregister_model("throwaway")
+
+
 def test_config_is_json_serialisable(nano):
     restored = type(nano.config).from_dict(json.loads(json.dumps(nano.config.to_dict())))
     assert restored == nano.config

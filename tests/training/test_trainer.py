@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import lsms
 from lsms.errors import ConfigError
-from lsms.registry import list_models, register_model
+from lsms.registry import register_model, unregister_model
 from lsms.training import Config, train
 from lsms.training.trainer import Trainer
 
@@ -119,14 +119,19 @@ class _PixelNet(nn.Module):
         save_file(state, str(Path(folder) / "model.safetensors"))
 
 
-if "test-pixelnet" not in list_models():
+@pytest.fixture
+def pixelnet() -> Iterator[str]:
+    """``test-pixelnet`` registered for one test only, so it never reaches the contract suite over the
+    registry or another test."""
     register_model("test-pixelnet")(lambda: _PixelNet())
+    yield "test-pixelnet"
+    unregister_model("test-pixelnet")
 
 
-def test_gradient_accumulation_matches_a_larger_batch(run, tmp_path: Path) -> None:
+def test_gradient_accumulation_matches_a_larger_batch(run, pixelnet: str, tmp_path: Path) -> None:
     # LSMS has batch norm, whose statistics depend on the micro-batch: use a net without it.
     common = {"max_steps": 2, "val_every": None, "seed": 3}
-    model = {"name": "test-pixelnet", "overrides": {}}
+    model = {"name": pixelnet, "overrides": {}}
     big = run(tmp_path / "big", train={**common, "batch_size": 4}, data={"val_split": None}, model=model)
     accumulated = run(
         tmp_path / "acc",

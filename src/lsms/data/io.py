@@ -7,7 +7,8 @@ Conventions (see docs/data.md):
 - A volume is (Z, H, W) plus a 4x4 ``affine`` that maps the index (z, h, w, 1) to RAS+ millimetres.
   NIfTI volumes are reoriented to the closest of (Z: inferior->superior, H: anterior->posterior,
   W: patient right->left), i.e. axial slices in the radiological display; DICOM series keep their
-  stored in-plane order with slices sorted along the slice normal.
+  stored in-plane order with slices sorted along the slice normal. Masks are written back as NIfTI in
+  the input's own (X, Y, Z) axis order, as SimpleITK and dcm2niix write them.
 - Every value must be finite: an image, volume or mask holding NaN or infinity is refused with one
   line naming the file (for a volume, also its slices), since it would silently poison the min-max
   scale, the model's output or training. A volume is refused whole, not slice by slice: its
@@ -91,8 +92,8 @@ def parse_window(spec: str | CTWindow | tuple[float, float] | None) -> CTWindow 
 class Volume:
     """A 3D image: ``array`` float32 (Z, H, W) in HU (CT) or raw units; ``affine`` (4, 4) maps
     (z, h, w, 1) to RAS+ mm; ``spacing`` (dz, dh, dw) mm; ``kind`` "nifti" or "dicom"; ``source`` the
-    nibabel image or the list of per-slice pydicom headers; ``orientation`` the nibabel orientation
-    transform from the file's axes to (Z, H, W) (NIfTI only), used to write results back."""
+    nibabel image or the DICOM files read (a series in slice order); ``orientation`` the nibabel
+    orientation transform from the file's axes to (Z, H, W) (NIfTI only), used to write results back."""
 
     array: np.ndarray
     affine: np.ndarray
@@ -101,7 +102,6 @@ class Volume:
     path: Path
     source: Any = field(repr=False, default=None)
     orientation: np.ndarray | None = field(repr=False, default=None)
-    photometric_inverted: bool = False
 
 
 def is_nifti(path: Path) -> bool:
@@ -201,8 +201,8 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _to_gray(array: np.ndarray) -> np.ndarray:
-    """(H, W, C) colour -> (H, W) luma; alpha is dropped; (H, W) passes through."""
-    if array.ndim == 3 and array.shape[-1] in (2, 3, 4):
+    """(..., H, W, C) colour -> (..., H, W) luma; alpha is dropped; (H, W) passes through."""
+    if array.ndim >= 3 and array.shape[-1] in (2, 3, 4):
         if array.shape[-1] == 2:  # gray + alpha
             return array[..., 0]
         return array[..., :3].astype(np.float32) @ _RGB_TO_GRAY
@@ -225,111 +225,93 @@ def _select_slice(array: np.ndarray, slice_index: int | None, path: Path) -> np.
 
 
 # ---------------------------------------------------------------- DICOM
+# Read through SimpleITK (ITK's GDCM reader): it sorts a series along the slice normal, takes the
+# geometry of enhanced multi-frame files from their functional groups and decodes the JPEG, JPEG-LS,
+# JPEG 2000 and RLE transfer syntaxes itself (docs/data.md says why this reader).
+
+_POSITION_TAG = "0020|0032"
 
 
-def _read_dicom(path: Path, stop_before_pixels: bool = False) -> Any:
+def _undecodable(path: Path, file: str, error: Exception) -> DataError:
+    """One line naming ``path`` and, when ``file`` (the one read, or a series' first) is compressed,
+    its transfer syntax."""
     import pydicom
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-    except Exception as error:
-        raise DataError(f"{path}: unreadable DICOM ({type(error).__name__}: {error})") from None
+        syntax = pydicom.dcmread(file, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    except Exception:  # not even a DICOM header: the reason below says what SimpleITK saw
+        syntax = None
+    if syntax is not None and syntax.is_compressed:
+        return DataError(f"{path}: cannot decode DICOM transfer syntax {syntax.name} ({syntax})")
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return DataError(f"{path}: unreadable DICOM ({reason})")
 
 
-def _dicom_pixels(dataset: Any, path: Path) -> np.ndarray:
-    """Modality values (HU for CT): stored pixels x RescaleSlope + RescaleIntercept, float32."""
+def _execute(reader: Any, path: Path, file: str) -> Any:
     try:
-        pixels = dataset.pixel_array
-    except Exception as error:
-        raise DataError(
-            f"{path}: DICOM without decodable pixel data ({type(error).__name__}: {error})"
-        ) from None
-    if int(dataset.get("SamplesPerPixel", 1)) > 1:
-        pixels = _to_gray(pixels)
-    slope = float(dataset.get("RescaleSlope", 1) or 1)
-    intercept = float(dataset.get("RescaleIntercept", 0) or 0)
-    return pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        return reader.Execute()
+    except RuntimeError as error:
+        raise _undecodable(path, file, error) from None
 
 
-def _dicom_geometry(first: Any, last: Any, count: int) -> np.ndarray:
-    """4x4 affine from (z, h, w) index to RAS+ mm, from ImagePositionPatient/ImageOrientationPatient."""
-    orientation = np.asarray(first.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=np.float64)
-    along_row, along_column = orientation[:3], orientation[3:]  # directions of increasing w and h
-    row_spacing, column_spacing = (float(v) for v in first.get("PixelSpacing", [1.0, 1.0]))
-    origin = np.asarray(first.get("ImagePositionPatient", [0, 0, 0]), dtype=np.float64)
-    normal = np.cross(along_row, along_column)
-    if count > 1 and "ImagePositionPatient" in last:
-        step = (np.asarray(last.ImagePositionPatient, dtype=np.float64) - origin) / (count - 1)
-    else:
-        thickness = first.get("SpacingBetweenSlices", None) or first.get("SliceThickness", None) or 1.0
-        step = normal * float(thickness)
-    affine = np.eye(4)
-    affine[:3, 0] = step
-    affine[:3, 1] = along_column * row_spacing
-    affine[:3, 2] = along_row * column_spacing
-    affine[:3, 3] = origin
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # DICOM LPS -> RAS
+def _read_dicom_image(path: Path) -> tuple[Any, tuple[str, ...]]:
+    """The SimpleITK image of a file or a one-series folder, and its files (a series in slice order)."""
+    import SimpleITK as sitk
+
+    files: tuple[str, ...] = (str(path),)
+    if path.is_dir():
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise DataError(f"{path}: no DICOM image files in the folder")
+        if len(series) > 1:
+            raise DataError(f"{path}: holds {len(series)} DICOM series; expected one series per folder")
+        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+    if len(files) == 1:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(files[0])
+        return _execute(reader, path, files[0]), files
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
+    image = _execute(reader, path, files[0])
+    # ITK stacks slices that share a position without complaint; the volume would be wrong
+    positions = [
+        reader.GetMetaData(i, _POSITION_TAG)
+        for i in range(len(files))
+        if reader.HasMetaDataKey(i, _POSITION_TAG)
+    ]
+    if len(set(positions)) != len(positions):
+        raise DataError(f"{path}: two DICOM slices share one position; expected one slice per position")
+    return image, files
 
 
-def _sort_series(headers: list[tuple[Path, Any]], folder: Path) -> list[tuple[Path, Any]]:
-    """Order slices by position along the slice normal, else by InstanceNumber."""
-    series = {str(header.get("SeriesInstanceUID", "")) for _, header in headers}
-    if len(series) > 1:
-        raise DataError(f"{folder}: holds {len(series)} DICOM series; expected one series per folder")
-    first = headers[0][1]
-    if all("ImagePositionPatient" in h for _, h in headers) and "ImageOrientationPatient" in first:
-        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
-        normal = np.cross(orientation[:3], orientation[3:])
-        keys = [
-            float(np.dot(normal, np.asarray(h.ImagePositionPatient, dtype=np.float64))) for _, h in headers
-        ]
-    elif all("InstanceNumber" in h for _, h in headers):
-        keys = [float(h.InstanceNumber) for _, h in headers]
-    else:
-        raise DataError(
-            f"{folder}: DICOM slices have neither ImagePositionPatient nor InstanceNumber to sort by"
-        )
-    if len(set(keys)) != len(keys):
-        raise DataError(f"{folder}: two DICOM slices share one position; expected one slice per position")
-    order = np.argsort(keys, kind="stable")
-    return [headers[i] for i in order]
+def _sitk_affine(image: Any) -> np.ndarray:
+    """4x4 affine from the (z, h, w) index of ``GetArrayFromImage`` to RAS+ mm."""
+    direction = np.reshape(image.GetDirection(), (3, 3))  # columns: the x (w), y (h), z axes in LPS
+    lps = np.eye(4)
+    lps[:3, :3] = (direction * np.asarray(image.GetSpacing()))[:, ::-1]
+    lps[:3, 3] = image.GetOrigin()
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM LPS -> RAS
 
 
 def _load_dicom_volume(path: Path) -> Volume:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        headers = []
-        for file in files:
-            if file.name.upper() == "DICOMDIR":
-                continue
-            header = _read_dicom(file)
-            if "PixelData" in header:
-                headers.append((file, header))
-        if not headers:
-            raise DataError(f"{path}: no DICOM image files in the folder")
-        headers = _sort_series(headers, path)
-        slices = [_dicom_pixels(header, file) for file, header in headers]
-        shapes = {s.shape for s in slices}
-        if len(shapes) > 1:
-            raise DataError(f"{path}: DICOM slices of different sizes {sorted(shapes)}; expected one size")
-        array = np.stack(slices)
-        datasets = [header for _, header in headers]
-    else:
-        dataset = _read_dicom(path)
-        pixels = _dicom_pixels(dataset, path)
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        array = pixels if frames > 1 else pixels[None]
-        datasets = [dataset]
-    affine = _dicom_geometry(datasets[0], datasets[-1], array.shape[0])
-    inverted = str(datasets[0].get("PhotometricInterpretation", "")) == "MONOCHROME1"
+    import SimpleITK as sitk
+
+    image, files = _read_dicom_image(path)
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    # (Z, H, W), or (Z, H, W, C) for colour; MONOCHROME1 comes inverted to MONOCHROME2 (dense is bright)
+    array = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = _to_gray(array)
+    affine = _sitk_affine(image)
     return Volume(
         array=np.ascontiguousarray(array, dtype=np.float32),
         affine=affine,
         spacing=_spacing(affine),
         kind="dicom",
         path=path,
-        source=datasets,
-        photometric_inverted=inverted,
+        source=files,
     )
 
 
@@ -403,13 +385,20 @@ def _volume_for_slices(path: Path) -> Volume:
     return _cached_volume(str(path.resolve()), path.stat().st_mtime_ns)
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_mask(path: str, mtime_ns: int) -> np.ndarray:
+    """A mask volume as read-only bool (Z, H, W), checked to be binary once, not once per slice row;
+    kept apart from the image cache, so a manifest alternating images and masks reads each once."""
+    mask = _binarize(load_volume(path).array, Path(path))
+    mask.setflags(write=False)
+    return mask
+
+
 def _window_volume(volume: Volume, values: np.ndarray, window: CTWindow | None) -> np.ndarray:
     if window is not None:
-        scaled = window.apply(values)
-    else:
-        low, high = float(volume.array.min()), float(volume.array.max())
-        scaled = (values.astype(np.float32) - low) / np.float32(high - low if high > low else 1.0)
-    return 1.0 - scaled if volume.photometric_inverted else scaled
+        return window.apply(values)
+    low, high = float(volume.array.min()), float(volume.array.max())
+    return (values.astype(np.float32) - low) / np.float32(high - low if high > low else 1.0)
 
 
 def load_image(
@@ -455,9 +444,8 @@ def load_mask(path: str | os.PathLike, slice_index: int | None = None) -> np.nda
     path = Path(path)
     _require_file(path)
     if is_nifti(path) or is_dicom(path):
-        volume = _volume_for_slices(path)
-        _binarize(volume.array, path)
-        return _select_slice(volume.array, slice_index, path) > 0
+        mask = _cached_mask(str(path.resolve()), path.stat().st_mtime_ns)
+        return _select_slice(mask, slice_index, path).copy()  # the cached volume stays read-only
     if path.suffix.lower() not in RASTER_SUFFIXES:
         raise DataError(f"{path}: unknown mask type; expected PNG, BMP, TIFF, DICOM or NIfTI")
     pixels, color = _raster_plane(path, slice_index)
@@ -473,8 +461,9 @@ def save_volume_like(mask_zhw: np.ndarray, reference: Volume, path: str | os.Pat
     """Write a (Z, H, W) mask (uint8 0/1) as NIfTI with exactly the reference's geometry.
 
     For a NIfTI reference the array is put back into the file's own axis order and written with its
-    header (affine, qform/sform codes, pixel dimensions). For a DICOM reference it is written with
-    the reference's RAS affine over the (Z, H, W) array.
+    header (affine, qform/sform codes, pixel dimensions). For a DICOM reference it is written as
+    (X, Y, Z) = (columns, rows, slices) with the matching RAS affine (scanner qform/sform): the array and
+    affine SimpleITK writes for the series, and dcm2niix's axis order, so it lines up with the user's NIfTI.
     """
     import nibabel as nib
     from nibabel import orientations
@@ -501,7 +490,10 @@ def save_volume_like(mask_zhw: np.ndarray, reference: Volume, path: str | os.Pat
         image.set_qform(source.get_qform(), code=int(source.header["qform_code"]))
         image.set_sform(source.get_sform(), code=int(source.header["sform_code"]))
     else:
-        image = nib.Nifti1Image(data, reference.affine)
+        affine = reference.affine[:, [2, 1, 0, 3]]  # index (w, h, z) = (x, y, z)
+        image = nib.Nifti1Image(data.transpose(2, 1, 0), affine)
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, str(path))
     return path
