@@ -1,6 +1,7 @@
 """Choose the CPU recipe for QaTa-COV19 on held-out training images only (Val_Folder stays untouched).
 
-Each variant is one short `lsms train` run of configs/qata_cpu.yaml with a few overrides, selected and
+Each variant is one short `lsms train` run of configs/qata_cpu.yaml reset to a base recipe (lr 5e-4,
+no warm-up, no augmentation, 224x224) plus a few overrides, selected and
 scored on a fixed, seeded subset of Train_Folder (``data.holdout``) that is left out of its training.
 Per variant: holdout Dice (per image) at the end of the budget, training seconds and images/s.
 
@@ -32,7 +33,7 @@ AFFINE = "{hflip: 0.5, rotate: 10, scale: 0.1, translate: 0.05}"
 
 # name -> (what it tests, overrides on top of the common ones)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "base": ("configs/qata_cpu.yaml as of 2026-11-28: lr 5e-4, no warm-up, no augmentation", []),
+    "base": ("lr 5e-4, no warm-up, no augmentation, 224x224 throughout, batch 8, Dice + BCE", []),
     "warmup": ("linear warm-up over 10% of the steps", ["optim.warmup_steps={warmup}"]),
     "warmup_lr1e-3": (
         "lr 1e-3 with warm-up (without it, 1e-3 diverged)",
@@ -55,6 +56,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+def fill(item: str, values: dict[str, int]) -> str:
+    """Replace ``{warmup}``-style placeholders (not str.format: overrides hold YAML braces)."""
+    for key, value in values.items():
+        item = item.replace("{" + key + "}", str(value))
+    return item
+
+
 def run_variant(name: str, steps: int, holdout: int, data: str) -> dict:
     description, extra = VARIANTS[name]
     values = {"warmup": steps // 10, "half": steps // 2, "half_warmup": steps // 20}
@@ -63,11 +71,15 @@ def run_variant(name: str, steps: int, holdout: int, data: str) -> dict:
         "data.val_split=null",
         "data.max_val_samples=null",
         f"data.holdout={holdout}",
+        # the base recipe, whatever configs/qata_cpu.yaml holds now
+        "data.size_schedule=null",
+        "optim.warmup_steps=0",
+        "train.log_every=10",
         f"train.max_steps={steps}",
         f"train.val_every={steps}",
         "train.progress=false",
         "train.threads=1",
-        *[item.format(**values) for item in extra],
+        *[fill(item, values) for item in extra],
     ]
     run_dir = ROOT / "runs" / "qata_recipe" / name
     shutil.rmtree(run_dir, ignore_errors=True)
