@@ -320,7 +320,7 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
     from transformers.utils import logging as hf_logging
 
     from lsms import from_pretrained
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.evaluation.evaluate import evaluate
     from lsms.training.trainer import BEST_DIR
 

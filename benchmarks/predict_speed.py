@@ -56,7 +56,7 @@ def time_volume(predictor, volume):
 
 
 def time_per_slice(predictor, repeats: int) -> dict:
-    image = predictor.prepare([np.random.default_rng(1).random((512, 512), dtype=np.float32)])
+    image = predictor.preprocess.batch([np.random.default_rng(1).random((512, 512), dtype=np.float32)])
     tokens = predictor.tokens([SENTENCE])
     predictor.backend(image, tokens)  # warm-up
     timings = []
@@ -87,7 +87,7 @@ def main() -> None:
 
     import lsms
     from lsms.inference.export import export_onnx
-    from lsms.inference.predictor import Predictor
+    from lsms.predictor import Predictor
     from lsms.runtime import autocast_dtype
 
     load_before = os.getloadavg()  # the machine may be shared: contention slows both backends

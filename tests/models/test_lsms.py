@@ -13,6 +13,7 @@ import lsms
 from lsms.errors import CheckpointError
 from lsms.models import text_encoder as text_encoder_module
 from lsms.models.complexity import count_parameters
+from lsms.preprocess import Preprocess
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_save_load_round_trip_gives_identical_logits(nano, tmp_path):
     image, tokens = torch.rand(1, 1, 64, 64), nano.tokenize(["left lung"])
     with torch.no_grad():
         torch.testing.assert_close(nano(image, **tokens), loaded(image, **tokens), atol=0, rtol=0)
-    assert loaded.preprocess == {"image_size": [64, 64]}
+    assert loaded.preprocess == Preprocess(image_size=(64, 64))
     assert loaded.config.embed_dims == nano.config.embed_dims
 
 

@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 
 import lsms
 from lsms.errors import ConfigError
-from lsms.registry import list_models, register_model
+from lsms.models.registration import register_model
+from lsms.registry import list_models
 from lsms.training import Config, train
 from lsms.training.trainer import Trainer
 

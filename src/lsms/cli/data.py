@@ -91,8 +91,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    from lsms.data.loading import load_samples
     from lsms.data.preview import preview_grid
-    from lsms.data.samples import load_samples
 
     if args.skip_invalid:  # skipped rows are reported on stderr through the lsms.data logger
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="lsms data: %(message)s")

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import lsms
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.data.synth import generate_dataset
     from lsms.evaluation.evaluate import evaluate
     from lsms.training import train

@@ -21,9 +21,9 @@ import torch.nn as nn
 
 from lsms.layers.decoder import FullScaleDecoder, LastStageHead
 from lsms.layers.encoder import Downsample, EncoderBlock, StemEmbedding
+from lsms.models.registration import register_model
 from lsms.models.text_conditioning import TextConditionedModel
 from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER
-from lsms.registry import register_model
 
 MIN_INPUT_SIDE = 64  # stage 4 is H/32 x W/32: instance norm needs at least 2x2 there
 

@@ -29,7 +29,7 @@ from lsms.atomic import clean_interrupted_writes, replace_dir
 from lsms.errors import CheckpointError, ConfigError, TrainingError
 from lsms.losses import DiceBCELoss
 from lsms.models.pretrained import tensors_sha256
-from lsms.registry import check_input_size
+from lsms.preprocess import Preprocess, check_input_size
 from lsms.runtime import autocast, autocast_dtype, resolve_device, set_channels_last
 from lsms.training.checkpoint import (
     capture_rng_state,
@@ -174,7 +174,7 @@ def _param_groups(model: nn.Module, config: Config) -> list[dict[str, Any]]:
 
 
 def _load_samples(path: str, split: str | None, limit: int | None, key: str) -> list:
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
 
     samples = load_samples(path, split=split)
     if not samples:
@@ -501,22 +501,27 @@ class Trainer:
         dice = None
         if self.info.is_main:
             from lsms.evaluation.evaluate import evaluate
+            from lsms.predictor import Predictor
 
             with _preserved_rng():
-                result = evaluate(
+                predictor = Predictor(
                     self.model,
-                    self.val_samples,
                     image_size=self.image_size,
+                    window=self.config.data.window,
+                    threshold=self.config.train.threshold,
+                    batch_size=self.config.train.val_batch_size,
+                    precision=self.config.train.precision,
+                    channels_last=None,  # the layout training chose
+                )
+                result = evaluate(
+                    predictor,
+                    self.val_samples,
                     # a model trained on mixed expressions is selected on the full ones
                     text_variant="full"
                     if self.config.data.text_variant == "mixed"
                     else self.config.data.text_variant,
-                    batch_size=self.config.train.val_batch_size,
-                    threshold=self.config.train.threshold,
                     seed=self.config.train.seed,
                     progress=False,
-                    window=self.config.data.window,
-                    precision=self.config.train.precision,
                 )
             dice = float(result.means["dice"])
             scalars = {
@@ -530,7 +535,7 @@ class Trainer:
         return float(broadcast_object(dice))
 
     def _save_best(self) -> None:
-        preprocess = {"image_size": list(self.image_size), "window": self.config.data.window}
+        preprocess = Preprocess.from_dict({"image_size": self.image_size, "window": self.config.data.window})
         replace_dir(
             self.run_dir / BEST_DIR, lambda folder: self.model.save_pretrained(folder, preprocess=preprocess)
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lsms.data.io import load_mask
-from lsms.data.samples import load_samples
+from lsms.data.loading import load_samples
 
 _DIAMETER = re.compile(r"diameter of ([0-9.]+) ?mm")
 

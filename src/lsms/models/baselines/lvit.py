@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from lsms.errors import ConfigError
 from lsms.models.baselines.common import BaselineConfig, TextFields, check_positive
 from lsms.models.baselines.unets import PaddedSegmenter
-from lsms.registry import register_model
+from lsms.models.registration import register_model
 
 PATCH_SIZE = 16  # level-0 patch size = the network's stride (four 2x poolings below level 0)
 LEVELS = 4

@@ -19,8 +19,8 @@ from monai.networks import nets as monai_nets
 
 from lsms.errors import ConfigError
 from lsms.models.baselines.common import BaselineConfig, check_image, check_positive, pad_to_multiple
+from lsms.models.registration import register_model
 from lsms.models.text_conditioning import TextConditionedModel
-from lsms.registry import register_model
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 SMALL_CHANNELS = (16, 32, 64, 128, 256)
