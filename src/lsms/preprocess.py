@@ -26,10 +26,13 @@ WindowSpec = str | CTWindow | tuple[float, float] | None
 
 def parse_image_size(value: int | Sequence[int], key: str = "image_size") -> tuple[int, int]:
     """``N`` or ``(H, W)`` (``[N]`` too, as a command line gives it) -> (H, W), or a ConfigError naming ``key``."""
-    sides = [value] if isinstance(value, int | float) else list(value)
-    if len(sides) not in (1, 2) or any(int(side) < 1 for side in sides):
+    try:
+        sides = [int(value)] if isinstance(value, int | float) else [int(side) for side in value]
+    except (TypeError, ValueError):
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
         raise ConfigError(f"{key}: expected one or two positive integers (H [W]), got {value!r}")
-    return (int(sides[0]), int(sides[-1]))
+    return (sides[0], sides[-1])
 
 
 def check_input_size(model: nn.Module, size: tuple[int, int], key: str) -> None:

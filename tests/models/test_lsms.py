@@ -206,3 +206,27 @@ def test_truncated_sentences_warn(tiny_bert_dir):
     with pytest.warns(UserWarning, match="truncated"):
         tokens = model.tokenize(["a vascular tumor in the VI segment of the liver with a clear boundary"])
     assert tokens["input_ids"].shape[1] == 8
+
+
+def test_newer_checkpoint_formats_are_refused_in_one_line(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    config_path = folder / "config.json"
+    metadata = json.loads(config_path.read_text())
+    assert metadata["preprocess"] == {"image_size": [224, 224], "window": None}  # the preset's default
+    metadata["format_version"] = 99
+    config_path.write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match=r"config.json: checkpoint format_version 99 is newer"):
+        lsms.from_pretrained(folder)
+
+
+def test_checkpoints_saved_without_preprocess_predict_at_the_preset_size(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    config_path = folder / "config.json"
+    metadata = json.loads(config_path.read_text())
+    metadata["preprocess"] = {}
+    config_path.write_text(json.dumps(metadata))
+    assert lsms.from_pretrained(folder).preprocess == Preprocess((224, 224))
+    metadata["preprocess"] = {"image_size": "big"}
+    config_path.write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="config.json: field 'preprocess'"):
+        lsms.from_pretrained(folder)
