@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from common import cpu_model  # benchmarks/ is on sys.path when the script runs
 
+from lsms.atomic import atomic_write_text
+
 SENTENCE = "Bilateral pulmonary infection, two infected areas, lower left lung and lower right lung."
 
 
@@ -144,7 +146,7 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
 
     print(
         f"{args.preset} (untrained), volume {args.slices}x{args.size}x{args.size} -> {args.image_size}x"

@@ -1,5 +1,5 @@
-"""``lsms data``: check a dataset, preview it, make the synthetic benchmark (``lsms.data.synth``) or a
-referring dataset from labelled CT (``lsms.data.describe``)."""
+"""``lsms data``: check a dataset, preview it, make the synthetic benchmark (``lsms.cli.synth``) or a
+referring dataset from labelled CT (``lsms.cli.describe``)."""
 
 from __future__ import annotations
 
@@ -56,11 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.set_defaults(func=run_preview)
 
-    from lsms.data.describe.cli import register as register_describe
-    from lsms.data.synth.cli import register as register_synth
+    from lsms.cli import describe, synth
 
-    register_synth(data_subparsers)
-    register_describe(data_subparsers)
+    synth.register(data_subparsers)
+    describe.register(data_subparsers)
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from lsms.atomic import atomic_write, atomic_write_text
 from lsms.errors import ConfigError
 
 TEXT_VARIANTS = ("full", "half", "quarter", "shuffled", "none")
@@ -95,7 +96,7 @@ def _overlay_figure(model, rows_of_samples: list[list], out_png: Path, title: st
             axis.set_title("\n".join(textwrap.wrap(sample.text, 38)), fontsize=6.5)
     figure.suptitle(f"{title}: ground truth red, prediction green (yellow: both)", fontsize=9)
     figure.tight_layout()
-    figure.savefig(out_png, dpi=130)
+    atomic_write(out_png, lambda tmp: figure.savefig(tmp, dpi=130, format="png"))
     plt.close(figure)
 
 
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from lsms.data.loading import load_samples
     from lsms.data.synth import generate_dataset
     from lsms.evaluation.evaluate import evaluate
+    from lsms.predictor import Predictor
     from lsms.training import train
 
     out: Path = args.out
@@ -139,16 +141,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     model = lsms.from_pretrained(run_dir / "best")
     test_samples = load_samples(manifest, split="test")
+    predictor = Predictor(model, batch_size=16)  # at the checkpoint's preprocessing
     results = {}
     for variant in TEXT_VARIANTS:
         result = evaluate(
-            model,
-            test_samples,
-            image_size=(args.size, args.size),
-            text_variant=variant,
-            batch_size=16,
-            seed=args.seed,
-            progress=not args.no_progress,
+            predictor, test_samples, text_variant=variant, seed=args.seed, progress=not args.no_progress
         )
         result.to_json(report / f"summary_{variant}.json")
         results[variant] = result.means
@@ -165,13 +162,14 @@ def run(args: argparse.Namespace) -> int:
         )
     table = "\n".join(lines)
     minutes = (time.perf_counter() - started) / 60
-    (report / "metrics.md").write_text(
+    atomic_write_text(
+        report / "metrics.md",
         f"# lsms demo\n\nlsms-nano, {args.steps} steps, {args.cases} synthetic cases at {args.size}px, seed "
         f"{args.seed}; test split; {minutes:.1f} minutes in all.\n\n{table}\n\n"
         "`shuffled` gives each slice another slice's sentence: the honest no-text control. `none` feeds an "
-        "empty sentence, which the model never saw in training.\n"
+        "empty sentence, which the model never saw in training.\n",
     )
-    (report / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(report / "metrics.json", json.dumps(results, indent=2) + "\n")
     if (run_dir / "loss.png").is_file():
         shutil.copy(run_dir / "loss.png", report / "loss.png")
     _overlay_figure(model, [test_samples[:4], test_samples[4:8]], report / "overlays.png", "test slices")

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from lsms.atomic import atomic_write_text
 from lsms.data.synth.expressions import ATTRIBUTES, Expression, LesionFacts, identifies, make_expression
 from lsms.data.synth.lesions import Lesion, sample_lesion
 from lsms.data.synth.phantom import (
@@ -432,5 +433,5 @@ def generate_dataset(
         "slices": n_images,
         "rows": len(manifest_rows),
     }
-    (out / "synth.json").write_text(json.dumps(parameters, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "synth.json", json.dumps(parameters, indent=2) + "\n")
     return manifest
