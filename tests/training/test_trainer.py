@@ -68,6 +68,7 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
     dice = [float(row["val_dice"]) for row in val_rows]
     assert same_as_last == (dice[1] > dice[0])  # best/ holds the step with the higher validation Dice
     assert (run_dir / "loss.png").is_file()
+    assert "evaluated 4 samples" in (run_dir / "run.log").read_text()  # each validation, in the run's log
     with pytest.raises(ConfigError, match="already holds a run"):
         run(run_dir)
 

@@ -4,8 +4,6 @@ referring dataset from labelled CT (``lsms.cli.describe``)."""
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from lsms.errors import ConfigError
 
@@ -93,8 +91,6 @@ def run_preview(args: argparse.Namespace) -> int:
     from lsms.data.loading import load_samples
     from lsms.data.preview import preview_grid
 
-    if args.skip_invalid:  # skipped rows are reported on stderr through the lsms.data logger
-        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="lsms data: %(message)s")
     samples = load_samples(args.path, split=args.split, skip_invalid=args.skip_invalid)
     out = preview_grid(samples, args.out, n=args.n, seed=args.seed, window=args.window)
     print(f"wrote {out} ({min(args.n, len(samples))} of {len(samples)} samples)")

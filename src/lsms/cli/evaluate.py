@@ -45,7 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write each predicted mask as OUT/masks/ID_mask.png (0/255, as lsms predict writes it)",
     )
     options.add_no_progress(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, run_folder=_out)
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return args.out if args.out is not None else args.checkpoint / "eval" / f"{args.split}-{args.text}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     samples = load_samples(args.data, split=None if args.split == "all" else args.split)
     if not samples:
         raise DataError(f"{args.data}: no samples in split {args.split!r} (use --split all for every row)")
-    out = args.out if args.out is not None else args.checkpoint / "eval" / f"{args.split}-{args.text}"
+    out = _out(args)
     result = evaluate(
         predictor,
         samples,

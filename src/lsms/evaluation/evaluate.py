@@ -4,6 +4,7 @@ by the trainer's validation)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
     from lsms.predictor import Predictor
 
+
+logger = logging.getLogger("lsms.evaluation")
 
 CONVENTIONS = (
     "Dice, mIoU, P@K: per image, averaged over images (LViT's convention; LSMS, RecLMIS, C2Seg). "
@@ -129,4 +132,13 @@ def evaluate(
         settings["n_shuffled_text_unchanged"] = sum(
             text == sample.text for text, sample in zip(texts, samples, strict=True)
         )
-    return EvaluationResult(per_sample=rows, means=accumulator.summary(), settings=settings)
+    means = accumulator.summary()
+    logger.info(
+        "evaluated %d samples (%s text): Dice %.4f, mIoU %.4f, pooled Dice %.4f",
+        means["n"],
+        text_variant,
+        means["dice"],
+        means["miou"],
+        means["pooled_dice"],
+    )
+    return EvaluationResult(per_sample=rows, means=means, settings=settings)

@@ -7,7 +7,9 @@ polynomial decay over the whole budget. Validation (rank 0) picks the best check
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import math
 import random
 import time
@@ -27,6 +29,7 @@ from tqdm import tqdm
 
 from lsms.atomic import clean_interrupted_writes, replace_dir
 from lsms.errors import CheckpointError, ConfigError, TrainingError
+from lsms.logs import run_log
 from lsms.losses import DiceBCELoss
 from lsms.models.pretrained import tensors_sha256
 from lsms.preprocess import Preprocess, check_input_size
@@ -50,6 +53,8 @@ from lsms.training.distributed import (
 from lsms.training.init_weights import REPORT_FILE as INIT_REPORT_FILE
 from lsms.training.init_weights import load_init_checkpoint
 from lsms.training.text_cache import TextFeatureCache
+
+logger = logging.getLogger("lsms.train")
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.csv"
@@ -685,4 +690,9 @@ def train(config: Config | str | Path, *, resume: bool = False, overrides: list[
         raise ConfigError("overrides apply to a YAML config path, not to a Config object")
     if resume and not config.train.run_dir:
         raise ConfigError("--resume: set train.run_dir (or pass the run folder) to say which run to continue")
-    return Trainer(config, resume=resume).fit()
+    trainer = Trainer(config, resume=resume)
+    with run_log(trainer.run_dir) if trainer.info.is_main else contextlib.nullcontext():
+        logger.info("%s %s in %s", "resuming" if resume else "training", config.model.name, trainer.run_dir)
+        run_dir = trainer.fit()
+        logger.info("finished %s", run_dir)
+        return run_dir
