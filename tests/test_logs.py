@@ -23,3 +23,10 @@ def test_run_log_keeps_info_and_the_error_that_ended_the_run(tmp_path, capsys) -
     assert "ERROR lsms: ValueError: broken" in text and "after the run" not in text
     err = capsys.readouterr().err
     assert err.count("lsms demo: careful") == 1 and "started" not in err and "broken" not in err
+
+
+def test_run_log_survives_text_that_is_not_utf8(tmp_path) -> None:
+    # A command line with undecodable bytes arrives as lone surrogates.
+    with logs.run_log(tmp_path) as path:
+        logging.getLogger("lsms.cli").info("lsms predict --text %s", "caf\udce9")
+    assert "caf\\udce9" in path.read_text()

@@ -57,7 +57,9 @@ def run_log(folder: str | Path) -> Iterator[Path]:
     logger = logging.getLogger(LOGGER_NAME)
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(
+        path, encoding="utf-8", errors="backslashreplace"
+    )  # argv may hold lone surrogates
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter(_FILE_FORMAT))
     logger.addHandler(handler)

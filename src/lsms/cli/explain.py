@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet; e.g. inferno)")
     options.add_prediction_options(parser)
     options.add_overwrite(parser)
-    parser.set_defaults(func=run, run_folder=lambda args: args.out)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--onnx", type=Path, help="the ONNX file of --backend onnx (see `lsms export`)")
     options.add_overwrite(parser)
     options.add_no_progress(parser)
-    parser.set_defaults(func=run, run_folder=lambda args: args.out)
+    parser.set_defaults(func=run)
 
 
 def make_predictor(args: argparse.Namespace) -> Predictor:
