@@ -33,6 +33,7 @@ from common import (  # noqa: E402 - the scripts run from any directory
     run_all,
 )
 
+from lsms.atomic import atomic_write_text
 from lsms.models.lsms import LSMSConfig  # noqa: E402
 
 MODEL = "lsms-nano"
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(load_results(results_dir), args.seed)
     print(text)
     if args.out_md:
-        args.out_md.write_text(text)
+        atomic_write_text(args.out_md, text)
     return 0
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from lsms.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = REPO / "benchmarks" / "results"
 RUNS_ROOT = REPO / "runs" / "bench"  # runs/ is gitignored: checkpoints and generated data stay out of git
@@ -148,11 +150,8 @@ def now_utc() -> str:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Atomic write (temporary name + ``os.replace``): a killed script never leaves half a result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=list) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomic write (:mod:`lsms.atomic`): a killed script never leaves half a result."""
+    atomic_write_text(path, json.dumps(payload, indent=2, default=list) + "\n")
 
 
 def load_results(results_dir: Path) -> dict[str, dict]:
@@ -255,7 +254,7 @@ def _train(spec: RunSpec, run_dir: Path, threads: int) -> float:
     start = time.perf_counter()
     train(config, resume=resume)
     seconds = time.perf_counter() - start
-    (run_dir / DONE_MARKER).write_text(f"{seconds:.1f}\n")
+    atomic_write_text(run_dir / DONE_MARKER, f"{seconds:.1f}\n")
     return seconds
 
 
@@ -320,9 +319,10 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
     from transformers.utils import logging as hf_logging
 
     from lsms import from_pretrained
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.evaluation.evaluate import evaluate
     from lsms.evaluation.referring import load_lesion_map
+    from lsms.predictor import Predictor
     from lsms.training.trainer import BEST_DIR
 
     hf_logging.disable_progress_bar()  # keep the logs readable
@@ -337,16 +337,10 @@ def _run_claimed(spec: RunSpec, out: Path, runs_dir: Path, threads: int) -> dict
     metrics = {}
     size = (spec.data.image_size, spec.data.image_size)
     lesions = load_lesion_map(spec.data.path, samples)  # synthetic data: the wrong-lesion rate too
+    predictor = Predictor(model, image_size=size, batch_size=16)
     for variant in variants:
         result = evaluate(
-            model,
-            samples,
-            image_size=size,
-            text_variant=variant,
-            seed=spec.eval_seed,
-            batch_size=16,
-            progress=False,
-            lesions=lesions,
+            predictor, samples, text_variant=variant, seed=spec.eval_seed, progress=False, lesions=lesions
         )
         keys = ("dice", "miou", "oiou", "pooled_dice", "wrong_lesion", "n")
         metrics[variant] = {k: result.means[k] for k in keys if k in result.means}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsms.atomic import atomic_write_text
 from lsms.models.paper_table2 import PAPER_TABLE2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -365,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(load_results(results_dir), results_dir)
     print(text)
     if args.out_md:
-        args.out_md.write_text(text)
+        atomic_write_text(args.out_md, text)
     return 0
 
 

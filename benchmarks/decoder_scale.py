@@ -46,6 +46,8 @@ from common import (
     write_json,
 )
 
+from lsms.atomic import atomic_write_text
+
 ALIGN_STAGES = (1, 2)
 
 
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(load_results(results_dir))
     print(text)
     if args.out_md:
-        args.out_md.write_text(text + "\n")
+        atomic_write_text(args.out_md, text + "\n")
     return 0
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from common import machine_info, now_utc, step_closure
 
+from lsms.atomic import atomic_write_text
+
 MODELS = ("lvit", "unet", "lsms", "lsms-f1", "lsms-table1", "lsms-nano")
 TRAIN_MODELS = ("lvit", "unet", "lsms", "lsms-f1")
 RUNTIMES = {"reference": ("fp32", False), "fast": ("auto", True)}
@@ -180,7 +182,7 @@ def main() -> int:
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     return 0
 

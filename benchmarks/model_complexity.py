@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import lsms
+from lsms.atomic import atomic_write_text
 from lsms.models.complexity import count_macs, count_parameters
 from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER
 
@@ -70,7 +71,7 @@ def main() -> None:
     lines.append("| paper (Table 2) | | BERT-base 768-d | 8.78M | 2.1M | 8.91G | 1.7G | |")
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    atomic_write_text(args.out, text)
     print(text)
 
 

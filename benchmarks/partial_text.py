@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from lsms import from_pretrained
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.evaluation.evaluate import evaluate
     from lsms.evaluation.referring import load_lesion_map
     from lsms.models.pretrained import read_checkpoint_config

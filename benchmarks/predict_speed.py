@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from common import cpu_model  # benchmarks/ is on sys.path when the script runs
 
+from lsms.atomic import atomic_write_text
+
 SENTENCE = "Bilateral pulmonary infection, two infected areas, lower left lung and lower right lung."
 
 
@@ -56,7 +58,7 @@ def time_volume(predictor, volume):
 
 
 def time_per_slice(predictor, repeats: int) -> dict:
-    image = predictor.prepare([np.random.default_rng(1).random((512, 512), dtype=np.float32)])
+    image = predictor.preprocess.batch([np.random.default_rng(1).random((512, 512), dtype=np.float32)])
     tokens = predictor.tokens([SENTENCE])
     predictor.backend(image, tokens)  # warm-up
     timings = []
@@ -87,7 +89,7 @@ def main() -> None:
 
     import lsms
     from lsms.inference.export import export_onnx
-    from lsms.inference.predictor import Predictor
+    from lsms.predictor import Predictor
     from lsms.runtime import autocast_dtype
 
     load_before = os.getloadavg()  # the machine may be shared: contention slows both backends
@@ -144,7 +146,7 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
 
     print(
         f"{args.preset} (untrained), volume {args.slices}x{args.size}x{args.size} -> {args.image_size}x"

@@ -33,6 +33,7 @@ import torch
 from common import machine_info, now_utc, step_closure
 
 import lsms
+from lsms.atomic import atomic_write_text
 from lsms.layers.svla import ConvUnit
 from lsms.runtime import autocast_dtype, set_channels_last
 
@@ -175,9 +176,9 @@ def main() -> int:
         "train": measure("train", rungs, args.rounds, args.train_batch, args.size),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    args.out.with_suffix(".md").write_text(f"`{result['command']}` ({result['date']})\n{text}\n")
+    atomic_write_text(args.out.with_suffix(".md"), f"`{result['command']}` ({result['date']})\n{text}\n")
     print(text)
     return 0
 

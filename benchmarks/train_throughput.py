@@ -17,6 +17,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lsms.atomic import atomic_write_text
+
 SENTENCES = [
     "Bilateral pulmonary infection, two infected areas, middle left lung and middle right lung.",
     "Unilateral pulmonary infection, one infected area, lower right lung.",
@@ -141,7 +143,7 @@ def main() -> None:
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(
         f"{args.model} at {args.size}x{args.size}, batch {args.batch_size}, {args.threads} thread(s), "
         f"{result['precision_used']}, channels-last {args.channels_last}, {cpu}, {result['date']}\n"

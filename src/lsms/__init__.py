@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "create_model": "lsms.registry",
     "list_models": "lsms.registry",
-    "from_pretrained": "lsms.models.pretrained",
+    "from_pretrained": "lsms.registry",
     "save_pretrained": "lsms.models.pretrained",
 }
 __all__ = ["__version__", *_LAZY]

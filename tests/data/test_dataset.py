@@ -9,8 +9,8 @@ from data_helpers import write_png
 from torch.utils.data import DataLoader
 
 from lsms.data.dataset import ReferringDataset, collate_referring
+from lsms.data.loading import load_samples
 from lsms.data.manifest import write_manifest
-from lsms.data.samples import load_samples
 from lsms.data.transforms import AugmentConfig
 from lsms.errors import DataError
 

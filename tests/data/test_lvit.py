@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from data_helpers import QATA, make_split
 
+from lsms.data.loading import load_samples
 from lsms.data.lvit import parse_lvit, read_text_table
-from lsms.data.samples import load_samples
 from lsms.errors import DataError
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from data_helpers import blob_pair, write_png
 
+from lsms.data.loading import load_samples
 from lsms.data.manifest import parse_manifest, write_manifest
-from lsms.data.samples import ReferringSample, load_samples
+from lsms.data.samples import ReferringSample
 from lsms.errors import DataError
 
 

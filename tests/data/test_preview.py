@@ -7,8 +7,8 @@ import pytest
 from data_helpers import run_cli
 from PIL import Image
 
+from lsms.data.loading import load_samples
 from lsms.data.preview import choose, preview_grid
-from lsms.data.samples import load_samples
 from lsms.errors import DataError
 
 

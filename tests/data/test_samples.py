@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lsms.data.samples import ReferringSample, drop_clauses, load_samples, normalize_text, partial_text
+from lsms.data.loading import load_samples
+from lsms.data.samples import ReferringSample, drop_clauses, normalize_text, partial_text
 from lsms.errors import DataError
 
 PAPER = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lsms.data.synth import dataset_statistics, generate_dataset
-from lsms.data.synth.cli import register
+from lsms.data.stats import dataset_statistics
+from lsms.data.synth import generate_dataset
 from lsms.data.synth.expressions import (
     RELATIONS,
     LesionFacts,
@@ -25,7 +24,6 @@ from lsms.data.synth.expressions import (
 )
 from lsms.data.synth.generate import _downsample, generate_case, window_to_uint8
 from lsms.data.synth.phantom import FOV_MM
-from lsms.errors import ConfigError
 
 SMALL = {"size": 64, "volume_size": 192, "min_lesion_px": 20}
 
@@ -204,36 +202,6 @@ def test_statistics_floor_on_a_hand_made_manifest(tmp_path: Path) -> None:
     assert floor["dice_largest_lesion"] == pytest.approx(0.5)
     assert floor["dice_random_lesion"] == pytest.approx(0.5)
     assert floor["floor_dice"] == floor["dice_all_lesions"] and floor["best_guess"] == "all"
-
-
-def test_cli_synth_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "synth",
-            "--out",
-            str(tmp_path / "d"),
-            "--cases",
-            "2",
-            "--size",
-            "64",
-            "--min-lesion-px",
-            "20",
-            "--no-volumes",
-        ]
-    )
-    assert args.func(args) == 0
-    assert not list((tmp_path / "d" / "volumes").glob("*.nii.gz"))
-    args = parser.parse_args(
-        ["stats", str(tmp_path / "d" / "manifest.csv"), "--json", str(tmp_path / "s.json")]
-    )
-    assert args.func(args) == 0
-    assert "text-free floor" in capsys.readouterr().out
-    assert '"floor_dice"' in (tmp_path / "s.json").read_text()
-    with pytest.raises(ConfigError, match="--cases"):
-        args = parser.parse_args(["synth", "--out", str(tmp_path / "e"), "--cases", "0"])
-        args.func(args)
 
 
 def test_attributes_and_relation_are_read_back_from_sentences() -> None:

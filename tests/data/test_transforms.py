@@ -84,7 +84,7 @@ def test_dataset_takes_the_config_mapping(tmp_path) -> None:
     from tests.training.conftest import write_tiny_dataset
 
     from lsms.data.dataset import ReferringDataset
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
 
     samples = load_samples(write_tiny_dataset(tmp_path, n_train=2, n_val=0), split="train")
     flipped = ReferringDataset(samples, image_size=64, augment={"hflip": 1.0, "rotate": 5})[0]

@@ -77,6 +77,7 @@ def test_eval_default_output_folder(checkpoint_and_data, capsys):
     checkpoint, manifest = checkpoint_and_data
     assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(manifest), "--no-progress"]) == 0
     assert (checkpoint / "eval" / "val-full" / "summary.json").is_file()
+    assert "lsms eval --checkpoint" in (checkpoint / "eval" / "val-full" / "run.log").read_text()
     assert str(checkpoint / "eval" / "val-full" / "summary.json") in capsys.readouterr().out
 
 

@@ -12,10 +12,12 @@ import torch
 import torch.nn as nn
 
 from lsms.data.io import load_mask
-from lsms.data.samples import ReferringSample, load_samples
+from lsms.data.loading import load_samples
+from lsms.data.samples import ReferringSample
 from lsms.data.synth import generate_dataset
 from lsms.evaluation import evaluate
 from lsms.evaluation.referring import LESIONS_CSV, load_lesion_map
+from lsms.predictor import Predictor
 
 SIZE = 64
 
@@ -57,13 +59,8 @@ def _slice_of(sample: ReferringSample) -> str:
 
 
 def _evaluate(samples: list[ReferringSample], answers: dict[str, np.ndarray], manifest: Path):
-    return evaluate(
-        MaskLookupModel(answers),
-        samples,
-        image_size=(SIZE, SIZE),
-        progress=False,
-        lesions=load_lesion_map(manifest, samples),
-    )
+    predictor = Predictor(MaskLookupModel(answers), image_size=(SIZE, SIZE))
+    return evaluate(predictor, samples, progress=False, lesions=load_lesion_map(manifest, samples))
 
 
 def test_lesion_map_lists_the_other_lesions_of_each_slice_even_for_a_subset(synth):

@@ -40,10 +40,10 @@ def _free_port() -> int:
 def server_url(checkpoint: Path):
     """The app on a free loopback port, served by uvicorn in a thread; stopped after the test."""
     uvicorn = pytest.importorskip("uvicorn")
-    from lsms.inference.predictor import Predictor
+    from lsms.inference import load_predictor
     from lsms.inference.serve import create_app
 
-    app = create_app(Predictor.from_checkpoint(checkpoint), max_upload_mb=5)
+    app = create_app(load_predictor(checkpoint), max_upload_mb=5)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

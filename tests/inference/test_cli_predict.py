@@ -10,7 +10,7 @@ import pytest
 from inference_helpers import SENTENCE, gray_image, predict_argv, run_cli
 from PIL import Image
 
-from lsms.inference.predictor import Predictor
+from lsms.inference import load_predictor
 
 
 def test_predict_2d_writes_mask_overlay_probabilities(
@@ -23,7 +23,7 @@ def test_predict_2d_writes_mask_overlay_probabilities(
     assert mask.shape == (70, 90) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
     probabilities = np.asarray(Image.open(out / "scan_probabilities.png"))
     assert probabilities.dtype == np.uint16 and probabilities.shape == (70, 90)
-    expected = Predictor.from_checkpoint(checkpoint, threshold=0.7).predict_2d(png_image, SENTENCE)
+    expected = load_predictor(checkpoint, threshold=0.7).predict_2d(png_image, SENTENCE)
     np.testing.assert_array_equal(mask == 255, expected.mask)
     np.testing.assert_allclose(probabilities / 65535.0, expected.probabilities, atol=1e-4)
     overlay = Image.open(out / "scan_overlay.png")
@@ -124,9 +124,7 @@ def test_predict_volume_keeps_geometry_and_slice_range(
     np.testing.assert_allclose(written.affine, source.affine)
     assert written.header.get_zooms() == source.header.get_zooms()
     data = np.asarray(written.dataobj)
-    expected = Predictor.from_checkpoint(checkpoint, threshold=0.6).predict_volume(
-        nifti_volume, SENTENCE, "2:4", False
-    )
+    expected = load_predictor(checkpoint, threshold=0.6).predict_volume(nifti_volume, SENTENCE, "2:4", False)
     assert not data[..., [0, 1, 4]].any()
     assert data.sum() == expected.mask.sum() > 0
 
@@ -172,7 +170,7 @@ def test_predict_manifest_names_outputs_by_row_id(checkpoint: Path, tmp_path: Pa
     ]
     assert np.asarray(Image.open(out / "case-2_mask.png")).shape == (80, 64)
     probabilities = np.load(out / "case_1_probabilities.npy")
-    expected = Predictor.from_checkpoint(checkpoint).predict_2d(folder / "x1.png", "upper lesion")
+    expected = load_predictor(checkpoint).predict_2d(folder / "x1.png", "upper lesion")
     np.testing.assert_allclose(probabilities, expected.probabilities, atol=1e-6)
     # the ground truth is drawn red in the manifest overlays
     overlay = np.asarray(Image.open(out / "case_1_overlay.png"))
@@ -213,6 +211,6 @@ def test_predict_single_dicom_file_is_2d(checkpoint: Path, tmp_path: Path) -> No
     argv = predict_argv(checkpoint, image, out, "--window", "40,400")
     assert run_cli(argv) == 0
     mask = np.asarray(Image.open(out / "ct_small_mask.png"))
-    expected = Predictor.from_checkpoint(checkpoint, window="40,400").predict_2d(image, SENTENCE)
+    expected = load_predictor(checkpoint, window="40,400").predict_2d(image, SENTENCE)
     assert mask.shape == (128, 128)
     np.testing.assert_array_equal(mask == 255, expected.mask)

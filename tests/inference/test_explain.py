@@ -14,8 +14,9 @@ import lsms
 from lsms.data.io import load_image
 from lsms.data.transforms import resize_image
 from lsms.errors import ConfigError
-from lsms.inference.explain import add_caption, captioned_overlay, explain, heatmap_overlay, stage_heatmaps
-from lsms.inference.predictor import Predictor
+from lsms.inference.explain import explain, heatmap_overlay, stage_heatmaps
+from lsms.predictor import Predictor
+from lsms.viz.overlay import add_caption, captioned_overlay
 
 SENTENCE = "a round bright lesion in the upper right area of the image"
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 import lsms
 from lsms.errors import ConfigError
+from lsms.inference import load_predictor
 from lsms.inference.export import export_onnx
-from lsms.inference.predictor import Predictor
 from lsms.runtime import set_channels_last
 
 SENTENCES = ["a lesion in the lower left lung", "two small nodules, upper right"]
@@ -80,8 +80,8 @@ def test_text_free_export_takes_the_image_only(text_free_checkpoint: Path, tmp_p
 def test_predict_with_onnx_backend_matches_pytorch(
     checkpoint: Path, onnx_file: Path, png_image: Path, nifti_volume: Path, tmp_path: Path
 ) -> None:
-    onnx_predictor = Predictor.from_checkpoint(checkpoint, onnx=onnx_file, threads=1, batch_size=2)
-    torch_predictor = Predictor.from_checkpoint(checkpoint, batch_size=2, precision="fp32")  # ONNX is fp32
+    onnx_predictor = load_predictor(checkpoint, onnx=onnx_file, threads=1, batch_size=2)
+    torch_predictor = load_predictor(checkpoint, batch_size=2, precision="fp32")  # ONNX is fp32
     np.testing.assert_allclose(
         onnx_predictor.predict_2d(png_image, SENTENCES[0]).probabilities,
         torch_predictor.predict_2d(png_image, SENTENCES[0]).probabilities,

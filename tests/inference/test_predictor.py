@@ -15,7 +15,9 @@ import lsms
 from lsms.data.io import load_image, load_volume, save_volume_like
 from lsms.data.transforms import resize_image
 from lsms.errors import ConfigError, DataError
-from lsms.inference.predictor import Predictor, check_outputs, parse_slice_range
+from lsms.inference import load_predictor
+from lsms.inference.outputs import check_outputs
+from lsms.predictor import Predictor, parse_slice_range
 
 SENTENCE = "a round bright lesion in the upper right area"
 
@@ -57,17 +59,20 @@ def test_segment_api_returns_bool_mask_at_input_size(checkpoint: Path, png_image
     assert np.abs(other - probabilities).max() > 1e-4
 
 
-def test_segment_restores_training_mode_and_needs_an_image_size(checkpoint: Path, png_image: Path) -> None:
+def test_segment_restores_training_mode_and_a_fresh_model_segments(checkpoint: Path, png_image: Path) -> None:
     model = lsms.from_pretrained(checkpoint).train()
     eval_result = lsms.from_pretrained(checkpoint).segment(png_image, SENTENCE, return_probabilities=True)[1]
     np.testing.assert_allclose(
         model.segment(png_image, SENTENCE, return_probabilities=True)[1], eval_result, atol=1e-6
     )
     assert model.training
+    # A fresh model predicts at its preset's input size; image_size overrides it.
     fresh = lsms.create_model("lsms-nano", use_text=False)
-    with pytest.raises(ConfigError, match="image_size"):
-        fresh.segment(png_image)
+    assert fresh.preprocess.image_size == (224, 224)
+    assert fresh.segment(png_image).shape == (70, 90)
     assert fresh.segment(png_image, image_size=64).shape == (70, 90)
+    with pytest.raises(ConfigError, match="image_size"):
+        fresh.segment(png_image, image_size=0)
 
 
 def test_text_free_model_ignores_the_sentence(text_free_checkpoint: Path, png_image: Path) -> None:
@@ -79,7 +84,7 @@ def test_text_free_model_ignores_the_sentence(text_free_checkpoint: Path, png_im
 
 
 def test_bad_inputs_raise_one_line_errors(checkpoint: Path, tmp_path: Path) -> None:
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = load_predictor(checkpoint)
     with pytest.raises(ConfigError, match="empty sentence"):
         predictor.predict_2d(gray_image(64, 64), "   ")
     with pytest.raises(DataError, match="outside \\[0, 1\\].*window"):
@@ -87,7 +92,7 @@ def test_bad_inputs_raise_one_line_errors(checkpoint: Path, tmp_path: Path) -> N
     with pytest.raises(DataError, match="missing.png: file not found"):
         predictor.predict_2d(tmp_path / "missing.png", SENTENCE)
     with pytest.raises(ConfigError, match="threshold"):
-        Predictor.from_checkpoint(checkpoint, threshold=1.0)
+        load_predictor(checkpoint, threshold=1.0)
     with_nan = np.full((64, 64), 0.5, dtype=np.float32)
     with_nan[0, :3] = [np.nan, np.inf, -np.inf]
     with pytest.raises(DataError, match="^image array: 3 of 4096 values are NaN or infinite"):
@@ -96,14 +101,14 @@ def test_bad_inputs_raise_one_line_errors(checkpoint: Path, tmp_path: Path) -> N
         Predictor(predictor.model, image_size=32)
     # HU arrays work with a window: -1000..1000 HU through level 0 / width 2000
     hu = np.linspace(-1000, 1000, 64 * 64, dtype=np.float32).reshape(64, 64)
-    windowed = Predictor.from_checkpoint(checkpoint, window="0,2000").predict_2d(hu, SENTENCE)
+    windowed = load_predictor(checkpoint, window="0,2000").predict_2d(hu, SENTENCE)
     np.testing.assert_allclose(windowed.image, (hu + 1000) / 2000, atol=1e-6)
 
 
 def test_predict_volume_nifti_slices_and_geometry(
     checkpoint: Path, nifti_volume: Path, tmp_path: Path
 ) -> None:
-    predictor = Predictor.from_checkpoint(checkpoint, batch_size=2)
+    predictor = load_predictor(checkpoint, batch_size=2)
     result = predictor.predict_volume(nifti_volume, SENTENCE, slices="1:4", progress=False)
     assert result.mask.shape == (5, 72, 80) and result.slices == range(1, 4)
     assert not result.mask[[0, 4]].any() and not result.probabilities[[0, 4]].any()
@@ -112,9 +117,7 @@ def test_predict_volume_nifti_slices_and_geometry(
         single = predictor.predict_2d(nifti_volume, SENTENCE, slice_index=z)
         np.testing.assert_allclose(result.probabilities[z], single.probabilities, atol=1e-5)
     # batch size does not change the numbers
-    other = Predictor.from_checkpoint(checkpoint, batch_size=3).predict_volume(
-        nifti_volume, SENTENCE, progress=False
-    )
+    other = load_predictor(checkpoint, batch_size=3).predict_volume(nifti_volume, SENTENCE, progress=False)
     np.testing.assert_allclose(other.probabilities[1:4], result.probabilities[1:4], atol=1e-5)
     out = save_volume_like(result.mask, result.volume, tmp_path / "out" / "ct_mask.nii.gz")
     written, source = nib.load(str(out)), nib.load(str(nifti_volume))
@@ -129,17 +132,17 @@ def test_predict_volume_nifti_slices_and_geometry(
 def test_bf16_volume_prediction_agrees_with_the_fp32_reference(checkpoint: Path, nifti_volume: Path) -> None:
     # the stated parity of the CPU fast path (docs/performance.md): probabilities within 0.05 on this
     # untrained network with random branch weights (rounding errors are not damped by training)
-    reference = Predictor.from_checkpoint(checkpoint, precision="fp32").predict_volume(
+    reference = load_predictor(checkpoint, precision="fp32").predict_volume(
         nifti_volume, SENTENCE, progress=False
     )
-    bf16 = Predictor.from_checkpoint(checkpoint, precision="bf16")
+    bf16 = load_predictor(checkpoint, precision="bf16")
     first = bf16.predict_volume(nifti_volume, SENTENCE, progress=False).probabilities
     assert np.abs(first - reference.probabilities).max() <= 0.05
     assert np.array_equal(bf16.predict_volume(nifti_volume, SENTENCE, progress=False).probabilities, first)
 
 
 def test_predict_volume_dicom_series(checkpoint: Path, dicom_series: Path, tmp_path: Path) -> None:
-    predictor = Predictor.from_checkpoint(checkpoint, window="40,400")
+    predictor = load_predictor(checkpoint, window="40,400")
     result = predictor.predict_volume(dicom_series, SENTENCE, progress=False)
     volume = load_volume(dicom_series)
     assert result.mask.shape == volume.array.shape == (4, 66, 68)
@@ -164,7 +167,7 @@ def test_predict_manifest_rows_in_order(checkpoint: Path, png_image: Path, tmp_p
     manifest.write_text(
         f"id,image,mask,text\nr1,scan.png,m1.png,{SENTENCE}\nr2,second.png,m2.png,lower left\n"
     )
-    predictor = Predictor.from_checkpoint(checkpoint, batch_size=1)
+    predictor = load_predictor(checkpoint, batch_size=1)
     rows = list(predictor.predict_manifest(manifest))
     assert [sample.id for sample, _ in rows] == ["r1", "r2"]
     assert rows[1][1].mask.shape == (80, 64)

@@ -11,7 +11,8 @@ import pytest
 from inference_helpers import gray_image
 from PIL import Image
 
-from lsms.inference.predictor import Predictor
+from lsms.inference import load_predictor
+from lsms.predictor import Predictor
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -35,7 +36,7 @@ def _decode(data_url: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def served(checkpoint: Path) -> tuple[TestClient, Predictor]:
-    predictor = Predictor.from_checkpoint(checkpoint, threshold=0.7)
+    predictor = load_predictor(checkpoint, threshold=0.7)
     return TestClient(create_app(predictor, max_upload_mb=0.05)), predictor
 
 

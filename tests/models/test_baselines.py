@@ -12,8 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import lsms.models.baselines  # noqa: F401  (registers the baselines even before lsms.models imports them)
 from lsms.errors import ConfigError, DataError
 from lsms.models import text_encoder as text_encoder_module
-from lsms.models.pretrained import from_pretrained, save_pretrained
-from lsms.registry import create_model, list_models
+from lsms.models.pretrained import save_pretrained
+from lsms.registry import create_model, from_pretrained, list_models
 
 TEXT_FREE = ["unet-small", "unetpp-small", "attention-unet-small"]
 TEXT_MODELS = ["lvit-small", "late-fusion-unet-small"]

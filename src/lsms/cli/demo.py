@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from lsms.atomic import atomic_write, atomic_write_text
 from lsms.errors import ConfigError
 
 TEXT_VARIANTS = ("full", "half", "quarter", "shuffled", "none")
@@ -95,7 +96,7 @@ def _overlay_figure(model, rows_of_samples: list[list], out_png: Path, title: st
             axis.set_title("\n".join(textwrap.wrap(sample.text, 38)), fontsize=6.5)
     figure.suptitle(f"{title}: ground truth red, prediction green (yellow: both)", fontsize=9)
     figure.tight_layout()
-    figure.savefig(out_png, dpi=130)
+    atomic_write(out_png, lambda tmp: figure.savefig(tmp, dpi=130, format="png"))
     plt.close(figure)
 
 
@@ -111,10 +112,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import lsms
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.data.synth import generate_dataset
     from lsms.evaluation.evaluate import evaluate
     from lsms.evaluation.referring import load_lesion_map
+    from lsms.predictor import Predictor
     from lsms.training import train
 
     out: Path = args.out
@@ -141,14 +143,13 @@ def run(args: argparse.Namespace) -> int:
     model = lsms.from_pretrained(run_dir / "best")
     test_samples = load_samples(manifest, split="test")
     lesions = load_lesion_map(manifest, test_samples)
+    predictor = Predictor(model, batch_size=16)  # at the checkpoint's preprocessing
     results = {}
     for variant in TEXT_VARIANTS:
         result = evaluate(
-            model,
+            predictor,
             test_samples,
-            image_size=(args.size, args.size),
             text_variant=variant,
-            batch_size=16,
             seed=args.seed,
             progress=not args.no_progress,
             lesions=lesions,
@@ -168,14 +169,15 @@ def run(args: argparse.Namespace) -> int:
         )
     table = "\n".join(lines)
     minutes = (time.perf_counter() - started) / 60
-    (report / "metrics.md").write_text(
+    atomic_write_text(
+        report / "metrics.md",
         f"# lsms demo\n\nlsms-nano, {args.steps} steps, {args.cases} synthetic cases at {args.size}px, seed "
         f"{args.seed}; test split; {minutes:.1f} minutes in all.\n\n{table}\n\n"
         "`shuffled` gives each slice another slice's sentence: the honest no-text control. `none` feeds an "
         "empty sentence, which the model never saw in training. `wrong lesion`: share of the rows whose "
-        "prediction overlaps another lesion of the slice more than the referred one (docs/metrics.md).\n"
+        "prediction overlaps another lesion of the slice more than the referred one (docs/metrics.md).\n",
     )
-    (report / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(report / "metrics.json", json.dumps(results, indent=2) + "\n")
     if (run_dir / "loss.png").is_file():
         shutil.copy(run_dir / "loss.png", report / "loss.png")
     _overlay_figure(model, [test_samples[:4], test_samples[4:8]], report / "overlays.png", "test slices")

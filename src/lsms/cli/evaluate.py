@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lsms.errors import CheckpointError, ConfigError, DataError
-from lsms.runtime import PRECISIONS
+from lsms.cli import options
+from lsms.errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "control use --text shuffled (another sample's sentence); --text none feeds an empty string."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
+    options.add_checkpoint(parser)
     parser.add_argument(
         "--data", required=True, help="manifest (CSV/JSONL) or LViT dataset root / split folder"
     )
@@ -37,96 +37,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT/eval/SPLIT-TEXT)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
-    parser.add_argument(
-        "--size",
-        type=int,
-        nargs="+",
-        metavar="N",
-        help="input size H [W] (default: the checkpoint's preprocess)",
-    )
-    parser.add_argument(
-        "--window",
-        help="CT window: a preset (liver, lung, ...) or 'LEVEL,WIDTH' in HU (default: the checkpoint's, if any)",
-    )
+    options.add_prediction_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the 'shuffled' derangement (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="autocast precision (default auto: bf16 on GPUs and on CPUs with native bfloat16, else fp32)",
-    )
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes (default: 0)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--save-masks",
+        action="store_true",
+        help="also write each predicted mask as OUT/masks/ID_mask.png (0/255, as lsms predict writes it)",
+    )
+    options.add_no_progress(parser)
+    parser.set_defaults(func=run, run_folder=_out)
 
 
-def _preprocess_of(checkpoint: Path) -> dict:
-    """The ``preprocess`` dict of the checkpoint's config.json (image_size [H, W], optional window)."""
-    from lsms.models.pretrained import CONFIG_NAME, read_checkpoint_config
-
-    preprocess = read_checkpoint_config(checkpoint).get("preprocess") or {}
-    if not isinstance(preprocess, dict):
-        raise CheckpointError(
-            f"{checkpoint / CONFIG_NAME}: field 'preprocess' must be an object, got {type(preprocess).__name__}"
-        )
-    return preprocess
-
-
-def _image_size(size: list[int] | None, preprocess: dict, checkpoint: Path) -> tuple[int, int]:
-    if size is None:
-        size = preprocess.get("image_size")
-        if size is None:
-            raise CheckpointError(
-                f"{checkpoint / 'config.json'}: no preprocess.image_size; pass --size H [W]"
-            )
-    if isinstance(size, int):
-        size = [size]
-    if len(size) not in (1, 2) or any(int(value) < 1 for value in size):
-        raise ConfigError(f"--size: expected one or two positive integers (H [W]), got {size}")
-    return (int(size[0]), int(size[-1]))
+def _out(args: argparse.Namespace) -> Path:
+    return args.out if args.out is not None else args.checkpoint / "eval" / f"{args.split}-{args.text}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsms.data.io import parse_window
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
     from lsms.evaluation import evaluate
     from lsms.evaluation.evaluate import CONVENTIONS
     from lsms.evaluation.referring import load_lesion_map
-    from lsms.models.pretrained import from_pretrained
-    from lsms.runtime import resolve_device, set_channels_last
 
-    preprocess = _preprocess_of(args.checkpoint)
-    image_size = _image_size(args.size, preprocess, args.checkpoint)
-    window = parse_window(args.window if args.window is not None else preprocess.get("window"))
-    device = resolve_device(args.device)
+    predictor = options.load_predictor(args, batch_size=args.batch_size)
     samples = load_samples(args.data, split=None if args.split == "all" else args.split)
     if not samples:
         raise DataError(f"{args.data}: no samples in split {args.split!r} (use --split all for every row)")
-    model = set_channels_last(from_pretrained(args.checkpoint, device=str(device)))
+    out = _out(args)
     result = evaluate(
-        model,
+        predictor,
         samples,
-        image_size=image_size,
         text_variant=args.text,
-        batch_size=args.batch_size,
-        threshold=args.threshold,
         seed=args.seed,
         progress=not args.no_progress,
-        window=window,
         num_workers=args.workers,
-        precision=args.precision,
+        mask_dir=out / "masks" if args.save_masks else None,
         lesions=load_lesion_map(args.data, samples),
     )
     result.settings = {
         "checkpoint": str(args.checkpoint.resolve()),
         "data": str(Path(args.data).resolve()),
         "split": args.split,
-        "device": str(device),
+        "device": str(predictor.backend.device),
         **result.settings,
     }
-    out = args.out if args.out is not None else args.checkpoint / "eval" / f"{args.split}-{args.text}"
     summary_path = result.to_json(out / "summary.json")
     print(result.markdown_table())
     print(f"\n{CONVENTIONS}")

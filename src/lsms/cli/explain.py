@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lsms.cli import options
 from lsms.errors import ConfigError
 
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "prediction side by side), as the paper's Figure 5."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
+    options.add_checkpoint(parser)
     parser.add_argument(
         "--image", required=True, type=Path, help="a 2D image file (or a volume with --slice)"
     )
@@ -31,10 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--reduction", choices=["l2", "mean-abs"], default="l2", help="channel reduction (default: l2)"
     )
     parser.add_argument("--cmap", default="jet", help="matplotlib colormap (default: jet; e.g. inferno)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
-    parser.add_argument("--window", help="CT window: preset or 'LEVEL,WIDTH' (default: the checkpoint's)")
-    parser.add_argument("--device", default="cpu", help="PyTorch device (default: cpu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    options.add_prediction_options(parser)
+    options.add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
@@ -42,14 +41,13 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     from lsms.data.io import load_mask
-    from lsms.inference.explain import captioned_overlay, explain, explanation_panel, heatmap_overlay
-    from lsms.inference.predictor import Predictor, check_outputs, output_stem, save_png
+    from lsms.inference.explain import explain, explanation_panel, heatmap_overlay
+    from lsms.inference.outputs import check_outputs, output_stem, save_png
+    from lsms.viz.overlay import captioned_overlay
 
     if args.cmap not in matplotlib.colormaps:
         raise ConfigError(f"--cmap {args.cmap!r}: not a matplotlib colormap (e.g. jet, inferno, viridis)")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, window=args.window, threshold=args.threshold
-    )
+    predictor = options.load_predictor(args)
     if predictor.uses_text and not args.text.strip():
         raise ConfigError("--text: give the referring sentence, e.g. --text 'a lesion in the left lung'")
     stem = output_stem(args.image) + (f"_z{args.slice}" if args.slice is not None else "")
@@ -67,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     for path, heat in zip(stages, result.heatmaps, strict=True):
         save_png(heatmap_overlay(image, heat, args.cmap), path)
     save_png(captioned_overlay(image, result.prediction.mask, args.text, mask=truth), overlay)
-    args.out.mkdir(parents=True, exist_ok=True)
     explanation_panel(result, args.text, panel, mask=truth, cmap=args.cmap)
     for path in [*stages, overlay, panel]:
         print(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lsms.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,17 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "dynamic. Uses the TorchScript-based exporter (dynamo=False)."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
+    options.add_checkpoint(parser)
     parser.add_argument("--out", required=True, type=Path, help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default: 17)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    options.add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lsms.inference.export import export_onnx
-    from lsms.inference.predictor import check_outputs
-    from lsms.models.pretrained import from_pretrained
+    from lsms.inference.outputs import check_outputs
+    from lsms.registry import from_pretrained
 
     check_outputs([args.out], [args.checkpoint], args.overwrite)
     path = export_onnx(from_pretrained(args.checkpoint), args.out, opset=args.opset)

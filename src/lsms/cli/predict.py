@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from lsms.cli import options
 from lsms.errors import ConfigError
-from lsms.runtime import PRECISIONS
+
+if TYPE_CHECKING:
+    from lsms.predictor import Predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the ground truth red). Inputs are never overwritten; existing outputs need --overwrite."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
+    options.add_checkpoint(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="a 2D image file, a NIfTI volume or a DICOM series folder")
     source.add_argument(
@@ -30,10 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text", help="the referring sentence (required with --image for text models)")
     parser.add_argument("--split", help="with --manifest: only rows of this split (train, val, test)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
-    parser.add_argument(
-        "--window", help="CT window: a preset (liver, lung, ...) or 'LEVEL,WIDTH' (default: the checkpoint's)"
-    )
+    options.add_prediction_options(parser)
     parser.add_argument("--slices", help="volumes only: START:END slice range (END excluded); others are 0")
     parser.add_argument(
         "--save-probabilities",
@@ -47,34 +48,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch")
     parser.add_argument("--onnx", type=Path, help="the ONNX file of --backend onnx (see `lsms export`)")
-    parser.add_argument("--device", default="cpu", help="PyTorch device (default: cpu)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="PyTorch autocast precision (default auto: bf16 on GPUs and on CPUs with native bfloat16, else fp32)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    options.add_overwrite(parser)
+    options.add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
-def make_predictor(args: argparse.Namespace):
-    """A Predictor from the common options (--checkpoint, --window, --threshold, --backend, ...)."""
-    from lsms.inference.predictor import Predictor
-
+def make_predictor(args: argparse.Namespace) -> Predictor:
+    """The predictor of the shared options plus --batch-size and the backend."""
     if args.backend == "onnx" and args.onnx is None:
         raise ConfigError("--backend onnx needs --onnx FILE (write one with `lsms export`)")
-    if args.backend != "onnx" and getattr(args, "onnx", None) is not None:
+    if args.backend != "onnx" and args.onnx is not None:
         raise ConfigError("--onnx is only used with --backend onnx")
-    return Predictor.from_checkpoint(
-        args.checkpoint,
-        device=args.device,
-        window=args.window,
-        threshold=args.threshold,
-        batch_size=args.batch_size,
-        onnx=args.onnx if args.backend == "onnx" else None,
-        precision=args.precision,
+    return options.load_predictor(
+        args, batch_size=args.batch_size, onnx=args.onnx if args.backend == "onnx" else None
     )
 
 
@@ -86,8 +72,8 @@ def _paths_2d(out: Path, stem: str, save_probabilities: str | None) -> dict[str,
 
 
 def _write_2d(prediction, paths: dict[str, Path], text: str, truth=None) -> None:
-    from lsms.inference.explain import captioned_overlay
-    from lsms.inference.predictor import mask_to_png_array, save_png, save_probabilities
+    from lsms.inference.outputs import mask_to_png_array, save_png, save_probabilities
+    from lsms.viz.overlay import captioned_overlay
 
     save_png(mask_to_png_array(prediction.mask), paths["mask"])
     save_png(captioned_overlay(prediction.image, prediction.mask, text, mask=truth), paths["overlay"])
@@ -95,12 +81,12 @@ def _write_2d(prediction, paths: dict[str, Path], text: str, truth=None) -> None
         save_probabilities(prediction.probabilities, paths["probabilities"])
 
 
-def _run_manifest(args: argparse.Namespace, predictor) -> list[Path]:
+def _run_manifest(args: argparse.Namespace, predictor: Predictor) -> list[Path]:
     from tqdm.auto import tqdm
 
     from lsms.data.io import load_mask
-    from lsms.data.samples import load_samples
-    from lsms.inference.predictor import check_outputs, safe_name
+    from lsms.data.loading import load_samples
+    from lsms.inference.outputs import check_outputs, safe_name
 
     samples = load_samples(args.manifest, split=args.split)
     planned = {s.id: _paths_2d(args.out, safe_name(s.id), args.save_probabilities) for s in samples}
@@ -116,9 +102,10 @@ def _run_manifest(args: argparse.Namespace, predictor) -> list[Path]:
     return written
 
 
-def _run_image(args: argparse.Namespace, predictor) -> list[Path]:
+def _run_image(args: argparse.Namespace, predictor: Predictor) -> list[Path]:
     from lsms.data.io import save_volume_like
-    from lsms.inference.predictor import check_outputs, is_volume_input, output_stem
+    from lsms.inference.outputs import check_outputs, output_stem
+    from lsms.predictor import is_volume_input
 
     text = args.text or ""
     if predictor.uses_text and not text.strip():

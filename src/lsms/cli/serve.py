@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from pathlib import Path
 
+from lsms.cli import options
 from lsms.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serves one checkpoint with FastAPI/uvicorn. Binds to 127.0.0.1 by default: the page has no "
         "authentication, so only expose it on other interfaces on a trusted network.",
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="folder written by save_pretrained")
+    options.add_checkpoint(parser, default="qata-cov19")  # the released QaTa-COV19 model
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this computer only)"
     )
@@ -25,9 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-upload-mb", type=float, default=20.0, help="largest accepted upload (default: 20)"
     )
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
-    parser.add_argument("--window", help="CT window: preset or 'LEVEL,WIDTH' (default: the checkpoint's)")
-    parser.add_argument("--device", default="cpu", help="PyTorch device (default: cpu)")
+    options.add_prediction_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -41,16 +39,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsms.inference.predictor import Predictor
     from lsms.inference.serve import serve
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: expected 1-65535")
     if not args.max_upload_mb > 0:
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb}: expected a positive size")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, window=args.window, threshold=args.threshold
-    )
+    predictor = options.load_predictor(args)
     if not _is_loopback(args.host):
         print(
             f"lsms serve: warning: binding to {args.host}: anyone who can reach it can use the page",

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lsms.data.io import CTWindow, load_image, load_mask, parse_window
-from lsms.data.samples import Problem, ReferringSample, parse_samples
+from lsms.data.loading import parse_samples
+from lsms.data.samples import Problem, ReferringSample
 from lsms.errors import DataError
 
 DEFAULT_MODEL_INPUT = 224  # the paper's input side for QaTa-COV19 and MosMedData+

@@ -184,8 +184,9 @@ def _raster_plane(path: Path, slice_index: int | None) -> tuple[np.ndarray, bool
     return _select_slice(raw, slice_index, path), False
 
 
-def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
-    """Integer/bool/float pixels to float32 [0, 1] without a window: by the dtype's range."""
+def unit_scale(array: np.ndarray, where: object) -> np.ndarray:
+    """Integer/bool/float pixels to float32 [0, 1] without a window, by the dtype's range: the one rule
+    for files and in-memory images alike. ``where`` names the source in errors."""
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if array.dtype == np.uint8:
@@ -196,8 +197,11 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
         low, high = float(np.nanmin(array)), float(np.nanmax(array))
         if low >= 0.0 and high <= 1.0:
             return array.astype(np.float32)
-        raise DataError(f"{path}: float pixels in [{low:g}, {high:g}]; expected [0, 1] or give a window")
-    raise DataError(f"{path}: {array.dtype} pixels have no fixed range; give a window such as '40,400'")
+        raise DataError(
+            f"{where}: float pixels in [{low:g}, {high:g}]; expected [0, 1] or give a window "
+            "(values outside [0, 1], such as HU, need a window)"
+        )
+    raise DataError(f"{where}: {array.dtype} pixels have no fixed range; give a window such as '40,400'")
 
 
 def _to_gray(array: np.ndarray) -> np.ndarray:
@@ -394,7 +398,9 @@ def _cached_mask(path: str, mtime_ns: int) -> np.ndarray:
     return mask
 
 
-def _window_volume(volume: Volume, values: np.ndarray, window: CTWindow | None) -> np.ndarray:
+def window_volume(volume: Volume, values: np.ndarray, window: CTWindow | None) -> np.ndarray:
+    """Slices ``values`` of ``volume`` in [0, 1]: through ``window``, else min-max over the whole volume
+    (so every slice is scaled alike). MONOCHROME1 files arrive inverted to MONOCHROME2 by the reader."""
     if window is not None:
         return window.apply(values)
     low, high = float(volume.array.min()), float(volume.array.max())
@@ -417,7 +423,7 @@ def load_image(
     window = parse_window(window)
     if is_nifti(path) or is_dicom(path):
         volume = _volume_for_slices(path)
-        return _window_volume(volume, _select_slice(volume.array, slice_index, path), window)
+        return window_volume(volume, _select_slice(volume.array, slice_index, path), window)
     if path.suffix.lower() not in RASTER_SUFFIXES:
         raise DataError(f"{path}: unknown image type; expected PNG, JPG, BMP, TIFF, DICOM or NIfTI")
     pixels, _ = _raster_plane(path, slice_index)
@@ -425,7 +431,7 @@ def load_image(
     if window is not None:
         return window.apply(_to_gray(pixels))
     # scale by the integer range first so the luma weights see [0, 1] values
-    return _to_gray(_unit_scale(pixels, path)).astype(np.float32)
+    return _to_gray(unit_scale(pixels, path)).astype(np.float32)
 
 
 def _binarize(values: np.ndarray, where: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from lsms.atomic import atomic_write
 from lsms.data.samples import Problem, ReferringSample, normalize_text, parse_split
 from lsms.errors import DataError
 
@@ -186,16 +187,18 @@ def write_manifest(rows: Iterable[ReferringSample | Mapping[str, object]], path:
         record["image"] = _relative(record["image"], base)
         record["mask"] = _relative(record["mask"], base)
         records.append({k: v for k, v in record.items() if v is not None and v != ""})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        if suffix == ".jsonl":
-            for record in records:
-                handle.write(
-                    json.dumps({c: record[c] for c in COLUMNS if c in record}, ensure_ascii=False) + "\n"
-                )
-        else:
-            present = [c for c in COLUMNS if c in REQUIRED_COLUMNS or any(c in r for r in records)]
-            writer = csv.DictWriter(handle, fieldnames=present)
-            writer.writeheader()
-            writer.writerows(records)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            if suffix == ".jsonl":
+                for record in records:
+                    handle.write(
+                        json.dumps({c: record[c] for c in COLUMNS if c in record}, ensure_ascii=False) + "\n"
+                    )
+            else:
+                present = [c for c in COLUMNS if c in REQUIRED_COLUMNS or any(c in r for r in records)]
+                writer = csv.DictWriter(handle, fieldnames=present)
+                writer.writeheader()
+                writer.writerows(records)
+
+    return atomic_write(path, write)

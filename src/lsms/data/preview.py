@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lsms.atomic import atomic_write
 from lsms.data.dataset import load_pair
 from lsms.data.io import CTWindow, parse_window
 from lsms.data.samples import ReferringSample
@@ -54,6 +55,4 @@ def preview_grid(
         axes.set_title(f"{sample.id}\n{caption}", fontsize=7, loc="left")
     figure.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
-    return out
+    return atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png"))

@@ -1,33 +1,32 @@
-"""Evaluate a model on referring samples at each mask's original resolution (used by ``lsms eval`` and
+"""Evaluate a predictor on referring samples at each mask's original resolution (used by ``lsms eval`` and
 by the trainer's validation)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lsms.data.dataset import ReferringDataset, collate_referring
-from lsms.data.io import CTWindow, load_mask, parse_window
-from lsms.errors import ConfigError, DataError
+from lsms.atomic import atomic_write_text
+from lsms.data.io import load_mask
+from lsms.errors import DataError
 from lsms.evaluation.metrics import MetricAccumulator
 from lsms.evaluation.text_variants import apply_text_variant
-from lsms.registry import check_input_size
-from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name
+from lsms.inference.outputs import mask_to_png_array, safe_name, save_png
 
 if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
     from lsms.evaluation.referring import LesionMap
+    from lsms.predictor import Predictor
 
+
+logger = logging.getLogger("lsms.evaluation")
 
 CONVENTIONS = (
     "Dice, mIoU, P@K: per image, averaged over images (LViT's convention; LSMS, RecLMIS, C2Seg). "
@@ -55,11 +54,8 @@ class EvaluationResult:
 
     def to_json(self, path: str | Path) -> Path:
         """Write ``{"settings", "means", "per_sample"}`` as indented JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"settings": self.settings, "means": self.means, "per_sample": self.per_sample}
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        return path
+        return atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
     def markdown_table(self) -> str:
         """One-row markdown table in percent: text variant, n, per-image Dice, the wrong-lesion rate (when
@@ -87,106 +83,72 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def evaluate(
-    model: nn.Module,
+    predictor: Predictor,
     samples: Sequence[ReferringSample],
     *,
-    image_size: tuple[int, int],
     text_variant: str = "full",
-    batch_size: int = 8,
-    threshold: float = 0.5,
     seed: int = 0,
     progress: bool = True,
-    window: str | CTWindow | tuple[float, float] | None = None,
     num_workers: int = 0,
-    precision: str = "auto",
+    mask_dir: str | Path | None = None,
     lesions: LesionMap | None = None,
 ) -> EvaluationResult:
-    """Predict every sample and score it against its original-resolution mask.
-
-    Images are resized to ``image_size`` (H, W) by :class:`ReferringDataset`; the logits (B,1,H,W) are
-    upsampled bilinearly to each original mask's size, passed through a sigmoid and thresholded
-    (``probability > threshold``), then scored by :class:`MetricAccumulator`. The model runs on the
-    device of its parameters, in eval mode under ``torch.inference_mode``; its training mode is
-    restored afterwards. ``seed`` only drives the ``shuffled`` text variant's derangement.
-
-    Args:
-        window: CT window for DICOM/NIfTI images: a preset name (``"liver"``), ``"level,width"``, a
-            (level, width) pair or a ``CTWindow``; ``None`` keeps the dataset's default scaling.
-        precision: autocast precision of the forward pass (:mod:`lsms.runtime`; ``auto``: bfloat16
-            where the hardware has it). The one used is recorded in ``settings["precision"]``.
-        lesions: the other lesions of each sample's slice (:func:`lsms.evaluation.referring.load_lesion_map`);
-            given, each row gets a ``wrong_lesion`` flag and the means its rate.
+    """Predict every sample with ``predictor`` (the path of ``lsms predict`` and ``segment``: its
+    preprocessing, batch size, precision and threshold) and score the mask against the sample's mask at
+    its original resolution with :class:`MetricAccumulator`. The model's training mode is restored
+    afterwards. ``seed`` only drives the ``shuffled`` text variant's derangement; ``num_workers``
+    processes read the images; with ``mask_dir`` each predicted mask is also written there as
+    ``ID_mask.png`` (0/255, as ``lsms predict`` writes it). ``lesions``: the other lesions of each
+    sample's slice (:func:`lsms.evaluation.referring.load_lesion_map`); given, each row gets a
+    ``wrong_lesion`` flag and the means its rate.
     """
     if not samples:
         raise DataError("evaluation: no samples to evaluate (empty split or manifest?)")
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {threshold}")
-    if batch_size < 1:
-        raise ConfigError(f"batch size: expected a positive integer, got {batch_size}")
     texts = apply_text_variant(samples, text_variant, seed)
-    ct_window = parse_window(window)
-    check_input_size(model, tuple(image_size), "image size")
-    uses_text = bool(getattr(model, "uses_text", False))
-    device = _model_device(model)
-    dtype = autocast_dtype(precision, device)
-    dataset = ReferringDataset(samples, image_size=tuple(image_size), augment=False, window=ct_window)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_referring
-    )
+    uses_text = predictor.uses_text
     accumulator = MetricAccumulator()
     rows: list[dict] = []
-    with (
-        eval_mode(model),
-        autocast(device, dtype),
-        tqdm(total=len(samples), desc="eval", unit="img", disable=not progress) as bar,
-    ):
-        for batch in loader:
-            indices = [int(index) for index in batch["index"]]
-            image = batch["image"].to(device)
-            if uses_text:
-                tokens = model.tokenize([texts[index] for index in indices])
-                logits = model(image, tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
-            else:
-                logits = model(image)
-            if logits.shape[1] != 1:
-                raise ValueError(
-                    f"evaluation expects single-channel logits (B,1,H,W), got {tuple(logits.shape)}"
+    predictions = predictor.predict_samples(samples, texts, num_workers=num_workers, check_texts=False)
+    with tqdm(total=len(samples), desc="eval", unit="img", disable=not progress) as bar:
+        for index, (sample, prediction) in enumerate(predictions):
+            target = load_mask(sample.mask, sample.slice)
+            if target.shape != prediction.mask.shape:
+                raise DataError(
+                    f"sample {sample.id}: mask {sample.mask.name} is {target.shape[0]}x{target.shape[1]} but "
+                    f"image {sample.image.name} is {prediction.mask.shape[0]}x{prediction.mask.shape[1]}; "
+                    "expected the same size"
                 )
-            for logit, index in zip(logits, indices, strict=True):
-                sample = samples[index]
-                target = load_mask(sample.mask, sample.slice)
-                pred = _threshold_at_size(logit, target.shape, threshold)
-                others = lesions.other_masks(sample) if lesions is not None else None
-                row = accumulator.update(pred, target, sample.id, others)
-                rows.append({**row, "text": texts[index] if uses_text else None})
-            bar.update(len(indices))
+            if mask_dir is not None:
+                save_png(
+                    mask_to_png_array(prediction.mask), Path(mask_dir) / f"{safe_name(sample.id)}_mask.png"
+                )
+            others = lesions.other_masks(sample) if lesions is not None else None
+            row = accumulator.update(prediction.mask, target, sample.id, others)
+            rows.append({**row, "text": texts[index] if uses_text else None})
+            bar.update(1)
+    window = predictor.preprocess.window
     settings = {
         "text_variant": text_variant,
-        "threshold": threshold,
+        "threshold": predictor.threshold,
         "seed": seed,
-        "image_size": list(image_size),
-        "window": None if ct_window is None else [ct_window.level, ct_window.width],
+        "image_size": list(predictor.image_size),
+        "window": None if window is None else [window.level, window.width],
         "uses_text": uses_text,
-        "precision": precision_name(dtype),
+        "precision": predictor.precision,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if text_variant == "shuffled":
         settings["n_shuffled_text_unchanged"] = sum(
             text == sample.text for text, sample in zip(texts, samples, strict=True)
         )
-    return EvaluationResult(per_sample=rows, means=accumulator.summary(), settings=settings)
-
-
-def _threshold_at_size(logit: torch.Tensor, size: tuple[int, ...], threshold: float) -> torch.Tensor:
-    """Logit (1,h,w) -> bool mask (H,W) at the original size: bilinear upsampling, sigmoid, threshold."""
-    if len(size) != 2:
-        raise DataError(f"evaluation: expected a 2-D ground-truth mask, got shape {tuple(size)}")
-    if tuple(logit.shape[-2:]) != tuple(size):
-        logit = F.interpolate(logit[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
-    return (torch.sigmoid(logit.float()) > threshold)[0].cpu()
+    means = accumulator.summary()
+    logger.info(
+        "evaluated %d samples (%s text): Dice %.4f, mIoU %.4f, pooled Dice %.4f",
+        means["n"],
+        text_variant,
+        means["dice"],
+        means["miou"],
+        means["pooled_dice"],
+    )
+    return EvaluationResult(per_sample=rows, means=means, settings=settings)

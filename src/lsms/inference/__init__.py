@@ -3,6 +3,18 @@
 Heavy optional parts (onnx, fastapi) are imported by their modules only when used.
 """
 
-from lsms.inference.predictor import Prediction, Predictor, VolumePrediction
+from __future__ import annotations
 
-__all__ = ["Prediction", "Predictor", "VolumePrediction"]
+import os
+
+from lsms.predictor import Prediction, Predictor, VolumePrediction
+from lsms.registry import from_pretrained
+from lsms.runtime import resolve_device
+
+__all__ = ["Prediction", "Predictor", "VolumePrediction", "load_predictor"]
+
+
+def load_predictor(folder: str | os.PathLike, *, device: str = "auto", **kwargs) -> Predictor:
+    """A :class:`Predictor` on the model of a checkpoint folder, on ``device`` (``auto``: a GPU when there is
+    one, see :func:`lsms.runtime.resolve_device`); ``kwargs`` as for the constructor."""
+    return Predictor(from_pretrained(folder, device=str(resolve_device(device))), **kwargs)

@@ -1,6 +1,5 @@
-"""Pictures of a prediction: overlays with the sentence (Figure 2 style: ground truth red, prediction
-green) and the stage features S1-S4 as heat maps over the image (Figure 5), so a user can see where
-the model looked for the referred object.
+"""The stage features S1-S4 of a prediction as heat maps over the image (Figure 5), so a user can see
+where the model looked for the referred object (captioned overlays: :mod:`lsms.viz.overlay`).
 
 A stage map is the per-pixel L2 norm over channels of F_i (or the channel mean of |F_i|), resized
 bilinearly to the image, min-max normalised to [0, 1] and drawn with a colormap blended over the image.
@@ -17,13 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lsms.atomic import atomic_write
 from lsms.errors import ConfigError
-from lsms.inference.predictor import ImageInput, Prediction, Predictor
+from lsms.predictor import Prediction, Predictor
+from lsms.preprocess import ImageInput
 from lsms.runtime import autocast, eval_mode
 from lsms.viz.overlay import overlay_mask
 
 REDUCTIONS = ("l2", "mean-abs")
-MIN_FIGURE_WIDTH = 384  # small images are enlarged (nearest neighbour) so the caption stays legible
 
 
 @dataclass
@@ -32,47 +32,6 @@ class Explanation:
 
     prediction: Prediction
     heatmaps: np.ndarray
-
-
-def _enlarge(rgb: np.ndarray, min_width: int) -> np.ndarray:
-    """(H, W, 3) -> nearest-neighbour enlargement by an integer factor to at least ``min_width`` columns."""
-    factor = max(1, -(-min_width // rgb.shape[1]))
-    return rgb.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else rgb
-
-
-def add_caption(rgb: np.ndarray, text: str, min_width: int = MIN_FIGURE_WIDTH) -> np.ndarray:
-    """(H, W, 3) uint8 -> the picture (enlarged to ``min_width`` if narrower) above a black band with
-    ``text`` in white, wrapped to the picture's width: uint8 (H' + band, W', 3)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    picture = Image.fromarray(_enlarge(rgb, min_width))
-    width = picture.width
-    font = ImageFont.load_default(size=max(12, width // 32))
-    margin = max(4, width // 64)
-    probe = ImageDraw.Draw(picture)
-    chars_per_line = max(8, int((width - 2 * margin) / max(probe.textlength("n", font=font), 1.0)))
-    lines = textwrap.wrap(text, width=chars_per_line) or [""]
-    while len(lines) > 1 and max(probe.textlength(line, font=font) for line in lines) > width - 2 * margin:
-        chars_per_line -= 2  # proportional fonts: shrink the wrap width until every line fits
-        lines = textwrap.wrap(text, width=max(4, chars_per_line))
-    line_height = int(font.size * 1.3)
-    canvas = Image.new("RGB", (width, picture.height + len(lines) * line_height + 2 * margin), (0, 0, 0))
-    canvas.paste(picture, (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for index, line in enumerate(lines):
-        draw.text(
-            (margin, picture.height + margin + index * line_height), line, fill=(255, 255, 255), font=font
-        )
-    return np.asarray(canvas)
-
-
-def captioned_overlay(
-    image: np.ndarray, prediction: np.ndarray | None = None, text: str = "", mask: np.ndarray | None = None
-) -> np.ndarray:
-    """The paper's overlay (ground truth ``mask`` red, ``prediction`` green, both (H, W)) over the gray
-    image (H, W) in [0, 1], with the sentence below when ``text`` is given: uint8 (H', W', 3)."""
-    rgb = overlay_mask(image, mask=mask, prediction=prediction)
-    return add_caption(rgb, text) if text else rgb
 
 
 def stage_heatmaps(features: list[torch.Tensor], size: tuple[int, int], reduction: str = "l2") -> np.ndarray:
@@ -116,13 +75,16 @@ def explain(
     model = predictor.model
     if not hasattr(model, "forward_features"):
         raise ConfigError(f"{type(model).__name__} exposes no stage features; explain works with LSMS models")
-    unit = predictor.read_image(image, slice_index)
+    predictor.check_texts([text])
+    unit = predictor.preprocess.read(image, slice_index)
     device = next(model.parameters()).device
     tokens = {k: v.to(device) for k, v in predictor.tokens([text]).items()}
     # the same precision as the predictor's PyTorch backend, so the mask matches `lsms predict`'s
     dtype = getattr(predictor.backend, "dtype", None)
     with eval_mode(model), autocast(device, dtype):
-        logits, features = model(predictor.prepare([unit]).to(device), **tokens, return_features=True)
+        logits, features = model(
+            predictor.preprocess.batch([unit]).to(device), **tokens, return_features=True
+        )
     probabilities, mask = predictor.finish(logits[0].float().cpu(), unit.shape)
     return Explanation(
         prediction=Prediction(image=unit, probabilities=probabilities, mask=mask),
@@ -153,6 +115,4 @@ def explanation_panel(
         axis.set_title(title)
         axis.set_axis_off()
     figure.suptitle("\n".join(textwrap.wrap(text, 100)) if text else "(text-free model)", fontsize=10)
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    return path
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))

@@ -48,8 +48,8 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` as an ONNX file at ``path`` and return it; the file is checked with ``onnx.checker``.
 
-    example_size: (H, W) of the traced example (default: the model's preprocess image size or
-    224x224); the exported graph accepts other sizes and batch sizes.
+    example_size: (H, W) of the traced example (default: the model's ``preprocess.image_size``, the
+    checkpoint's or its preset's); the exported graph accepts other sizes and batch sizes.
     """
     import onnx
 
@@ -58,7 +58,7 @@ def export_onnx(
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ConfigError(f"{path}: expected an output path ending in .onnx")
-    size = example_size or tuple((getattr(model, "preprocess", None) or {}).get("image_size") or (224, 224))
+    size = example_size or model.preprocess.image_size
     in_chans = int(getattr(getattr(model, "config", None), "in_chans", 1))
     image = torch.rand(2, in_chans, int(size[0]), int(size[1]), generator=torch.Generator().manual_seed(0))
     dynamic_axes = {

@@ -28,8 +28,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from lsms.data.io import DICOM_SUFFIXES, NIFTI_SUFFIXES, RASTER_SUFFIXES
 from lsms.errors import DataError, LSMSError
-from lsms.inference.explain import captioned_overlay
-from lsms.inference.predictor import Predictor, mask_to_png_array, safe_name
+from lsms.inference.outputs import mask_to_png_array, safe_name
+from lsms.predictor import Predictor
+from lsms.viz.overlay import captioned_overlay
 
 logger = logging.getLogger("lsms.serve")
 UPLOAD_SUFFIXES = NIFTI_SUFFIXES + RASTER_SUFFIXES + DICOM_SUFFIXES

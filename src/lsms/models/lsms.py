@@ -19,17 +19,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from lsms.errors import ConfigError
 from lsms.layers.decoder import FullScaleDecoder, LastStageHead
 from lsms.layers.encoder import Downsample, EncoderBlock, StemEmbedding
+from lsms.models.config import ModelConfig
+from lsms.models.registration import register_model
 from lsms.models.text_conditioning import TextConditionedModel
 from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER
-from lsms.registry import register_model
 
 MIN_INPUT_SIDE = 64  # stage 4 is H/32 x W/32: instance norm needs at least 2x2 there
 
 
 @dataclass
-class LSMSConfig:
+class LSMSConfig(ModelConfig):
     """Every architecture switch of the paper, including the Table 3 ablations.
 
     kernel_sizes: d_j of the ConvUnits (Table 3a/b: any subset, e.g. (7, 21) or (5,)).
@@ -67,30 +69,15 @@ class LSMSConfig:
     freeze_text_encoder: bool = True
     extra: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        # JSON round trips give lists; keep tuples so configs compare equal.
+    def validate(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                setattr(self, f.name, tuple(value))
             _check_type(f, getattr(self, f.name))
         if not (len(self.embed_dims) == len(self.depths) == len(self.mlp_ratios) == 4):
-            raise ValueError("embed_dims, depths and mlp_ratios need one entry per stage (4)")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LSMSConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown LSMS config field(s): {', '.join(unknown)}")
-        return cls(**values)
+            raise ConfigError("embed_dims, depths and mlp_ratios need one entry per stage (4)")
 
 
 def _check_type(f: dataclasses.Field, value: object) -> None:
-    """ValueError naming the field when ``value`` is not of its default's kind (e.g. ``kernel_sizes: 7``)."""
+    """ConfigError naming the field when ``value`` is not of its default's kind (e.g. ``kernel_sizes: 7``)."""
     default = f.default_factory() if f.default is dataclasses.MISSING else f.default
     if isinstance(default, tuple):
         ok = isinstance(value, tuple) and all(
@@ -105,7 +92,7 @@ def _check_type(f: dataclasses.Field, value: object) -> None:
     else:
         ok, expected = isinstance(value, type(default)), type(default).__name__
     if not ok:
-        raise ValueError(f"{f.name}: expected {expected}, got {value!r}")
+        raise ConfigError(f"{f.name}: expected {expected}, got {value!r}")
 
 
 class LSMS(TextConditionedModel):

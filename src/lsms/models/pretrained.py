@@ -21,7 +21,8 @@ import torch
 import torch.nn as nn
 
 from lsms.atomic import atomic_write, atomic_write_text
-from lsms.errors import CheckpointError
+from lsms.errors import CheckpointError, ConfigError, DataError
+from lsms.preprocess import Preprocess
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -153,11 +154,13 @@ def check_text_reference(model: torch.nn.Module, reference: dict[str, str], fold
         )
 
 
-def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | None = None) -> Path:
+def save_pretrained(
+    model: nn.Module, folder: str | Path, preprocess: Preprocess | Mapping | None = None
+) -> Path:
     """Write ``model`` (built by :func:`lsms.create_model`) to ``folder``; returns the folder.
 
-    preprocess: how inputs were prepared in training, e.g. ``{"image_size": [224, 224], "window": None}``;
-    defaults to ``model.preprocess`` when the model was loaded with one.
+    preprocess: how inputs were prepared in training, a :class:`Preprocess` or its dict form such as
+    ``{"image_size": [224, 224], "window": None}``; defaults to ``model.preprocess``.
     """
     from lsms import __version__
 
@@ -166,6 +169,10 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
         raise CheckpointError(
             "save_pretrained needs a model built by lsms.create_model (no architecture name)"
         )
+    if preprocess is None:
+        preprocess = model.preprocess
+    elif not isinstance(preprocess, Preprocess):
+        preprocess = Preprocess.from_dict(preprocess)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
@@ -180,7 +187,7 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
         "architecture": architecture,
         "config": config,
         "text_encoder_source": getattr(model, "text_encoder_source", config.get("text_encoder")),
-        "preprocess": preprocess if preprocess is not None else getattr(model, "preprocess", {}),
+        "preprocess": preprocess.to_dict(),
         "weights_sha256": sha256,
     }
     atomic_write_text(folder / CONFIG_NAME, json.dumps(metadata, indent=2, default=list) + "\n")
@@ -188,7 +195,9 @@ def save_pretrained(model: nn.Module, folder: str | Path, preprocess: dict | Non
 
 
 def read_checkpoint_config(folder: str | Path) -> dict:
-    """The parsed ``config.json`` of a checkpoint folder, or a one-line CheckpointError."""
+    """The parsed ``config.json`` of a checkpoint folder (or released name), or a one-line
+    CheckpointError naming the file (a format newer than this version reads, a ``preprocess`` that does
+    not parse, ...)."""
     folder = resolve_checkpoint(folder)
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -202,39 +211,19 @@ def read_checkpoint_config(folder: str | Path) -> dict:
     for key in ("architecture", "config"):
         if key not in metadata:
             raise CheckpointError(f"{path}: missing field {key!r}")
-    return metadata
-
-
-def from_pretrained(folder: str | Path, device: str = "cpu") -> nn.Module:
-    """Rebuild and load a model saved by :func:`save_pretrained`, in eval mode on ``device``."""
-    from lsms.registry import create_model
-
-    folder = resolve_checkpoint(folder)
-    metadata = read_checkpoint_config(folder)
-    config = dict(metadata["config"])
-    # A release references the installed text encoder instead of holding its weights.
-    reference = metadata.get(TEXT_REFERENCE_KEY)
-    if metadata.get("format_version", 1) < 2 and "decoder_channels" in config:
-        # An LSMS saved before the alignment switch: its decoder ran at F1, whatever the preset's default now.
-        config.setdefault("decoder_align_stage", 1)
-    if (folder / TEXT_ENCODER_DIR).is_dir():
-        config["text_encoder"] = str(folder / TEXT_ENCODER_DIR)
-    weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing weights file")
+    version = metadata.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version!r} is newer than this lsms reads ({FORMAT_VERSION}); "
+            "upgrade lsms"
+        )
+    preprocess = metadata.get("preprocess") or {}
+    if not isinstance(preprocess, dict):
+        raise CheckpointError(
+            f"{path}: field 'preprocess' must be an object, got {type(preprocess).__name__}"
+        )
     try:
-        model = create_model(metadata["architecture"], **config)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: cannot build the model ({error})") from None
-    # Checkpoints written before checksums were recorded (format 1 without the field) load unchecked.
-    load_weights(
-        model,
-        weights,
-        sha256=metadata.get("weights_sha256"),
-        absent_prefixes=("text_encoder.",) if reference else (),
-    )
-    if reference:
-        check_text_reference(model, reference, folder)
-    model.text_encoder_source = metadata.get("text_encoder_source")
-    model.preprocess = metadata.get("preprocess", {})
-    return model.to(device).eval()
+        Preprocess.from_dict(preprocess, default_size=(1, 1))
+    except (ConfigError, DataError) as error:
+        raise CheckpointError(f"{path}: field 'preprocess': {error}") from None
+    return metadata

@@ -25,7 +25,6 @@ from lsms.models.pretrained import (
     TEXT_REFERENCE_KEY,
     WEIGHTS_NAME,
     file_sha256,
-    from_pretrained,
     resolve_checkpoint,
     save_weights,
     tensors_sha256,
@@ -36,6 +35,7 @@ def save_release(folder: str | Path, out: str | Path, dtype: torch.dtype = torch
     """Write the checkpoint ``folder`` as a release in ``out``: weights cast to ``dtype``, a frozen text
     encoder that is the installed one referenced by name and weights' SHA-256 (copied otherwise)."""
     from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER, TextEncoder
+    from lsms.registry import from_pretrained
 
     model = from_pretrained(resolve_checkpoint(folder))
     out = Path(out)

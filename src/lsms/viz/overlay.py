@@ -1,6 +1,9 @@
-"""Mask overlays in the style of the paper's Figure 2: ground truth red, prediction green."""
+"""Mask overlays in the style of the paper's Figure 2: ground truth red, prediction green, the sentence
+below (used by ``lsms predict``, ``lsms explain`` and ``lsms serve``)."""
 
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 
@@ -8,6 +11,7 @@ from lsms.errors import DataError
 
 GROUND_TRUTH_COLOR = (255, 0, 0)
 PREDICTION_COLOR = (0, 255, 0)
+MIN_FIGURE_WIDTH = 384  # small images are enlarged (nearest neighbour) so the caption stays legible
 
 
 def _as_mask(mask: object, shape: tuple[int, int], name: str) -> np.ndarray | None:
@@ -59,3 +63,44 @@ def overlay_mask(
     color = np.minimum(color, 255.0)
     rgb[covered] = (1.0 - alpha) * rgb[covered] + alpha * color[covered]
     return np.round(rgb).astype(np.uint8)
+
+
+def _enlarge(rgb: np.ndarray, min_width: int) -> np.ndarray:
+    """(H, W, 3) -> nearest-neighbour enlargement by an integer factor to at least ``min_width`` columns."""
+    factor = max(1, -(-min_width // rgb.shape[1]))
+    return rgb.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else rgb
+
+
+def add_caption(rgb: np.ndarray, text: str, min_width: int = MIN_FIGURE_WIDTH) -> np.ndarray:
+    """(H, W, 3) uint8 -> the picture (enlarged to ``min_width`` if narrower) above a black band with
+    ``text`` in white, wrapped to the picture's width: uint8 (H' + band, W', 3)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.fromarray(_enlarge(rgb, min_width))
+    width = picture.width
+    font = ImageFont.load_default(size=max(12, width // 32))
+    margin = max(4, width // 64)
+    probe = ImageDraw.Draw(picture)
+    chars_per_line = max(8, int((width - 2 * margin) / max(probe.textlength("n", font=font), 1.0)))
+    lines = textwrap.wrap(text, width=chars_per_line) or [""]
+    while len(lines) > 1 and max(probe.textlength(line, font=font) for line in lines) > width - 2 * margin:
+        chars_per_line -= 2  # proportional fonts: shrink the wrap width until every line fits
+        lines = textwrap.wrap(text, width=max(4, chars_per_line))
+    line_height = int(font.size * 1.3)
+    canvas = Image.new("RGB", (width, picture.height + len(lines) * line_height + 2 * margin), (0, 0, 0))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, line in enumerate(lines):
+        draw.text(
+            (margin, picture.height + margin + index * line_height), line, fill=(255, 255, 255), font=font
+        )
+    return np.asarray(canvas)
+
+
+def captioned_overlay(
+    image: np.ndarray, prediction: np.ndarray | None = None, text: str = "", mask: np.ndarray | None = None
+) -> np.ndarray:
+    """The paper's overlay (ground truth ``mask`` red, ``prediction`` green, both (H, W)) over the gray
+    image (H, W) in [0, 1], with the sentence below when ``text`` is given: uint8 (H', W', 3)."""
+    rgb = overlay_mask(image, mask=mask, prediction=prediction)
+    return add_caption(rgb, text) if text else rgb

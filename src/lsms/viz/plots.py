@@ -10,6 +10,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lsms.atomic import atomic_write
 from lsms.errors import DataError
 
 # Columns tried, in order, for the x axis of a loss curve; the row number is used when none is present.
@@ -23,11 +24,8 @@ def _new_figure(size: tuple[float, float] = (6.0, 4.0)) -> Figure:
 
 
 def _save(figure: Figure, out_png: str | Path) -> Path:
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(out_png, format="png")
-    return out_png
+    return atomic_write(out_png, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def _as_float(value: object) -> float:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lsms.atomic import atomic_write_text
 from lsms.data.describe.inputs import LabelledCase, LesionMask, is_series_folder, load_case, structure_name
 from lsms.data.describe.measure import (
     Facts,
@@ -379,7 +380,7 @@ def describe_dataset(
     recorded = {
         k: v for k, v in summary.items() if k != "manifest"
     }  # no absolute path: same input, same bytes
-    (out / "describe.json").write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "describe.json", json.dumps(recorded, indent=2) + "\n")
     return summary
 
 

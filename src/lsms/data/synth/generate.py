@@ -31,6 +31,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from lsms.atomic import atomic_write_text
+from lsms.data.io import CTWindow
+from lsms.data.manifest import write_manifest
 from lsms.data.synth.expressions import ATTRIBUTES, Expression, LesionFacts, identifies, make_expression
 from lsms.data.synth.lesions import Lesion, sample_lesion
 from lsms.data.synth.phantom import (
@@ -47,7 +50,6 @@ from lsms.errors import ConfigError
 
 WINDOW = (60.0, 400.0)  # abdomen window: level, width (HU)
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.1), ("test", 0.2))
-MANIFEST_COLUMNS = ("id", "image", "mask", "text", "text_half", "text_quarter", "case_id", "split")
 N_HALF, N_QUARTER = 3, 2  # of the six attributes
 _PLACEMENT_GRID = 128  # coarse grid for choosing lesion centres
 _MAX_ATTEMPTS = 60
@@ -174,7 +176,7 @@ def _downsample(image: np.ndarray, size: int) -> np.ndarray:
 
 def window_to_uint8(hu: np.ndarray, level: float = WINDOW[0], width: float = WINDOW[1]) -> np.ndarray:
     """Map HU to 8-bit grey levels through a CT window (same shape, uint8)."""
-    return np.round(np.clip((hu - (level - width / 2)) / width, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.round(CTWindow(level, width).apply(hu) * 255.0).astype(np.uint8)
 
 
 def generate_case(
@@ -322,21 +324,6 @@ def assign_splits(n_cases: int, seed: int) -> list[str]:
     return splits
 
 
-def _write_manifest(rows: list[dict[str, str]], path: Path) -> None:
-    """Write the manifest with ``lsms.data.manifest.write_manifest`` when available, else as CSV."""
-    try:
-        from lsms.data.manifest import write_manifest
-    except ImportError:
-        write_manifest = None
-    if write_manifest is not None:
-        write_manifest(rows, path)
-        return
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def generate_dataset(
     out_dir: str | Path,
     cases: int,
@@ -416,7 +403,7 @@ def generate_dataset(
                 out / "volumes" / f"{case.case_id}_liver.nii.gz",
             )
     manifest = out / "manifest.csv"
-    _write_manifest(manifest_rows, manifest)
+    write_manifest(manifest_rows, manifest)
     with (out / "lesions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(truth_rows[0]))
         writer.writeheader()
@@ -432,5 +419,5 @@ def generate_dataset(
         "slices": n_images,
         "rows": len(manifest_rows),
     }
-    (out / "synth.json").write_text(json.dumps(parameters, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "synth.json", json.dumps(parameters, indent=2) + "\n")
     return manifest

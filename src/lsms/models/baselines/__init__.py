@@ -1,4 +1,4 @@
-"""Baselines of Table 2; importing this package registers their presets in :mod:`lsms.registry`.
+"""Baselines of Table 2; importing this package registers their presets in :mod:`lsms.models.registration`.
 
 Text-free (MONAI): ``unet``, ``unetpp``, ``attention-unet``. Text-guided: ``lvit`` and
 ``late-fusion-unet``. Each has a ``-small`` preset for CPU. See docs/baselines.md.

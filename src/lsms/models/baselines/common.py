@@ -1,50 +1,16 @@
-"""Pieces shared by the baseline models: serialisable configs, text settings and stride padding."""
+"""Pieces shared by the baseline models: text settings, checks and stride padding."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from lsms.errors import ConfigError, DataError
+from lsms.models.config import ModelConfig
 from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER
-
-ConfigT = TypeVar("ConfigT", bound="BaselineConfig")
-
-
-@dataclass
-class BaselineConfig:
-    """Base of the baseline configs: JSON-friendly ``to_dict`` / ``from_dict`` and field checks.
-
-    Subclasses add fields (all with defaults) and override :meth:`validate`.
-    """
-
-    def __post_init__(self) -> None:
-        # JSON round trips give lists; keep tuples so a rebuilt config equals the original.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                setattr(self, f.name, tuple(value))
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown {cls.__name__} field(s): {', '.join(unknown)}; expected some of: {', '.join(known)}"
-            )
-        return cls(**values)
 
 
 @dataclass
@@ -64,7 +30,7 @@ class TextFields:
         }
 
 
-def check_positive(config: BaselineConfig, *names: str) -> None:
+def check_positive(config: ModelConfig, *names: str) -> None:
     """Each named field must be a positive number (a sequence field: every entry)."""
     for name in names:
         value = getattr(config, name)

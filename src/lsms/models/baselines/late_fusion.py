@@ -15,7 +15,7 @@ from monai.networks import nets as monai_nets
 
 from lsms.models.baselines.common import TextFields, check_positive
 from lsms.models.baselines.unets import SMALL_CHANNELS, PaddedSegmenter, UNetConfig, monai_unet_kwargs
-from lsms.registry import register_model
+from lsms.models.registration import register_model
 
 
 @dataclass

@@ -39,16 +39,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lsms.errors import ConfigError
-from lsms.models.baselines.common import BaselineConfig, TextFields, check_positive
+from lsms.models.baselines.common import TextFields, check_positive
 from lsms.models.baselines.unets import PaddedSegmenter
-from lsms.registry import register_model
+from lsms.models.config import ModelConfig
+from lsms.models.registration import register_model
 
 PATCH_SIZE = 16  # level-0 patch size = the network's stride (four 2x poolings below level 0)
 LEVELS = 4
 
 
 @dataclass
-class LViTConfig(BaselineConfig, TextFields):
+class LViTConfig(ModelConfig, TextFields):
     """LViT settings.
 
     width: CNN base width w (LViT's ``base_channel``); ViT level l has width w * 2^l.

@@ -18,16 +18,17 @@ import torch.nn as nn
 from monai.networks import nets as monai_nets
 
 from lsms.errors import ConfigError
-from lsms.models.baselines.common import BaselineConfig, check_image, check_positive, pad_to_multiple
+from lsms.models.baselines.common import check_image, check_positive, pad_to_multiple
+from lsms.models.config import ModelConfig
+from lsms.models.registration import register_model
 from lsms.models.text_conditioning import TextConditionedModel
-from lsms.registry import register_model
 
 DEFAULT_CHANNELS = (64, 128, 256, 512, 1024)
 SMALL_CHANNELS = (16, 32, 64, 128, 256)
 
 
 @dataclass
-class UNetConfig(BaselineConfig):
+class UNetConfig(ModelConfig):
     """MONAI ``UNet`` (stride-2 convolutions down, transposed convolutions up, instance norm, PReLU).
 
     channels: feature widths from the first level to the bottleneck; every level halves H and W.
@@ -50,7 +51,7 @@ class UNetConfig(BaselineConfig):
 
 
 @dataclass
-class UNetPlusPlusConfig(BaselineConfig):
+class UNetPlusPlusConfig(ModelConfig):
     """MONAI ``BasicUNetPlusPlus`` (nested dense skip pathways, no deep supervision).
 
     channels: the 5 encoder widths; the last nested decoder node uses ``channels[0]``.
@@ -73,7 +74,7 @@ class UNetPlusPlusConfig(BaselineConfig):
 
 
 @dataclass
-class AttentionUNetConfig(BaselineConfig):
+class AttentionUNetConfig(ModelConfig):
     """MONAI ``AttentionUnet`` (attention gates on the skip connections, batch norm).
 
     channels: feature widths from the first level to the bottleneck; every level halves H and W.
@@ -117,7 +118,7 @@ class PaddedSegmenter(TextConditionedModel):
 
     def __init__(
         self,
-        config: BaselineConfig,
+        config: ModelConfig,
         stride: int,
         net: nn.Module | None = None,
         text_kwargs: dict | None = None,

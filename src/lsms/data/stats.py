@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lsms.atomic import atomic_write_text
 from lsms.data.io import load_mask
-from lsms.data.samples import load_samples
+from lsms.data.loading import load_samples
 
 _DIAMETER = re.compile(r"diameter of ([0-9.]+) ?mm")
 
@@ -144,8 +145,5 @@ def format_statistics(stats: dict) -> str:
 
 
 def write_statistics(stats: dict, path: str | Path) -> Path:
-    """Save ``stats`` as indented JSON; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-    return path
+    """Save ``stats`` as indented JSON (atomically); returns the path."""
+    return atomic_write_text(path, json.dumps(stats, indent=2) + "\n")

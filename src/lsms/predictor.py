@@ -1,10 +1,11 @@
-"""Run a trained model on new images: 2D files or arrays, CT volumes slice by slice, referring manifests.
+"""Run a model on images: 2D files or arrays, CT volumes slice by slice, referring samples; the one
+prediction path behind ``segment``, ``lsms predict``, ``lsms eval``, ``lsms serve`` and validation.
 
-Preprocessing repeats training's: the image is read as float32 (H, W) in [0, 1] (CT through the
-checkpoint's window, or ``window``), resized to the checkpoint's ``preprocess["image_size"]``
-(bilinear, antialiased when shrinking, as :func:`lsms.data.transforms.resize_image` in training),
-and the logits are resized back to the input's size bilinearly before the sigmoid and the threshold.
-The forward pass runs in PyTorch or, with ``onnx=PATH``, in ONNX Runtime (see :mod:`.export`).
+Preprocessing is the model's :class:`lsms.preprocess.Preprocess` (training's: read in [0, 1], resized to
+``image_size``); the logits are resized back to the input's size bilinearly before the sigmoid and the
+threshold. The forward pass runs in PyTorch or, with ``onnx=PATH``, in ONNX Runtime
+(see :mod:`lsms.inference.export`). Kept outside :mod:`lsms.inference` so that models can ``segment``
+without importing it; :func:`lsms.inference.load_predictor` builds one from a checkpoint folder.
 """
 
 from __future__ import annotations
@@ -13,29 +14,20 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lsms.atomic import atomic_write
-from lsms.data.io import (
-    CTWindow,
-    Volume,
-    _window_volume,
-    is_dicom,
-    is_nifti,
-    load_image,
-    load_volume,
-    parse_window,
-    require_finite,
-)
+from lsms.data.io import Volume, is_dicom, is_nifti, load_volume, window_volume
 from lsms.errors import ConfigError, DataError
-from lsms.registry import check_input_size
-from lsms.runtime import autocast, autocast_dtype, eval_mode, set_channels_last
+from lsms.preprocess import ImageInput, Preprocess, WindowSpec, check_input_size
+from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name, set_channels_last
 
-ImageInput = np.ndarray | torch.Tensor | str | os.PathLike
+if TYPE_CHECKING:
+    from lsms.data.samples import ReferringSample
 
 
 @dataclass
@@ -57,31 +49,6 @@ class VolumePrediction:
     probabilities: np.ndarray
     mask: np.ndarray
     slices: range
-
-
-def array_to_unit(image: np.ndarray | torch.Tensor, window: CTWindow | None = None) -> np.ndarray:
-    """An in-memory image (H, W) or (1, H, W) -> float32 (H, W) in [0, 1].
-
-    Floats already in [0, 1] pass unchanged; uint8 / uint16 are divided by 255 / 65535; any other
-    values (e.g. Hounsfield units) need ``window``.
-    """
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 2:
-        raise DataError(f"image array of shape {array.shape}; expected a gray image (H, W)")
-    require_finite(array, "image array")
-    if window is not None and array.dtype.kind in "iuf":
-        return window.apply(array)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if array.dtype.kind in "fb" and array.size and 0.0 <= float(array.min()) and float(array.max()) <= 1.0:
-        return array.astype(np.float32)
-    raise DataError(
-        f"image array of dtype {array.dtype} with values outside [0, 1]; scale it to [0, 1] or give a window"
-    )
 
 
 def parse_slice_range(spec: str | tuple[int | None, int | None] | None, depth: int) -> range:
@@ -112,15 +79,17 @@ class TorchBackend:
     """The model's own forward pass: (B, 1, h, w) images + tokens -> logits (B, 1, h, w) on the CPU.
 
     ``precision`` as in :mod:`lsms.runtime` (``auto``: bfloat16 where the hardware has it); with
-    ``channels_last`` the model's weights are moved to NHWC order in place (same arithmetic, faster).
+    ``channels_last`` the model's weights are moved to NHWC order in place (same arithmetic, faster),
+    with None their layout is left as it is (a model in training).
     """
 
     name = "pytorch"
 
-    def __init__(self, model: nn.Module, precision: str = "auto", channels_last: bool = True) -> None:
-        self.model = set_channels_last(model, channels_last)
+    def __init__(self, model: nn.Module, precision: str = "auto", channels_last: bool | None = True) -> None:
+        self.model = model if channels_last is None else set_channels_last(model, channels_last)
         self.device = next(model.parameters()).device
         self.dtype = autocast_dtype(precision, self.device)
+        self.precision = precision_name(self.dtype)
 
     def __call__(self, images: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         device = self.device
@@ -133,6 +102,7 @@ class OnnxBackend:
     """An exported graph (see :func:`lsms.inference.export.export_onnx`) in ONNX Runtime (CPU)."""
 
     name = "onnx"
+    precision = "fp32"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -161,18 +131,19 @@ class OnnxBackend:
 
 
 class Predictor:
-    """A model plus the preprocessing it was trained with.
+    """A model plus its preprocessing, threshold and backend.
 
     Args:
         model: a model built by :func:`lsms.create_model` / :func:`lsms.from_pretrained`; it gives the
-            tokenizer and, as ``model.preprocess``, the training ``image_size`` and ``window``.
-        image_size: (H, W) the model sees; default ``model.preprocess["image_size"]``.
-        window: CT window (preset name, "level,width", tuple); default ``model.preprocess["window"]``.
+            tokenizer and, as ``model.preprocess``, the image size and window it was trained with.
+        image_size: (H, W) or N the model sees, overriding ``model.preprocess``.
+        window: CT window (preset name, "level,width", tuple), overriding ``model.preprocess``.
         threshold: probability threshold of the mask, strictly between 0 and 1.
-        batch_size: images per forward pass (volumes, manifests).
+        batch_size: images per forward pass (volumes, samples).
         onnx: path of an exported ONNX model to run instead of PyTorch.
         threads: ONNX Runtime intra-op threads (default: its own choice).
         precision: PyTorch autocast precision, ``auto`` / ``bf16`` / ``fp32`` (see :mod:`lsms.runtime`).
+        channels_last: move the weights to NHWC order (True), back (False) or leave them (None).
     """
 
     def __init__(
@@ -180,66 +151,54 @@ class Predictor:
         model: nn.Module,
         *,
         image_size: int | Sequence[int] | None = None,
-        window: str | CTWindow | tuple[float, float] | None = None,
+        window: WindowSpec = None,
         threshold: float = 0.5,
         batch_size: int = 8,
         onnx: str | os.PathLike | None = None,
         threads: int | None = None,
         precision: str = "auto",
+        channels_last: bool | None = True,
     ) -> None:
-        preprocess = getattr(model, "preprocess", None) or {}
-        if image_size is None:
-            image_size = preprocess.get("image_size")
+        preprocess: Preprocess | None = getattr(model, "preprocess", None)
+        if preprocess is None:
             if image_size is None:
                 raise ConfigError(
-                    "no image size: the model has no preprocess['image_size'] (load it with lsms.from_pretrained "
-                    "from a checkpoint saved with one) and none was given"
+                    f"no image size: {type(model).__name__} has no preprocess (build it with lsms.create_model "
+                    "or lsms.from_pretrained) and no image_size was given"
                 )
-        size = [int(image_size)] * 2 if isinstance(image_size, int | float) else [int(s) for s in image_size]
-        if len(size) != 2 or min(size) < 1:
-            raise ConfigError(f"image_size: expected (H, W) with positive sides, got {image_size!r}")
+            preprocess = Preprocess.from_dict({"image_size": image_size})
+        self.preprocess = preprocess.override(image_size, window)
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold: expected a probability strictly between 0 and 1, got {threshold}")
         if batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size}")
-        check_input_size(model, (size[0], size[1]), "image_size")
+        check_input_size(model, self.preprocess.image_size, "image_size")
         self.model = model
-        self.image_size: tuple[int, int] = (size[0], size[1])
-        self.window = parse_window(window if window is not None else preprocess.get("window"))
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
         self.backend: TorchBackend | OnnxBackend = (
-            OnnxBackend(onnx, threads) if onnx is not None else TorchBackend(model, precision)
+            OnnxBackend(onnx, threads) if onnx is not None else TorchBackend(model, precision, channels_last)
         )
 
-    @classmethod
-    def from_checkpoint(cls, folder: str | os.PathLike, *, device: str = "cpu", **kwargs) -> Predictor:
-        """A predictor on the model of a checkpoint folder (``kwargs`` as for the constructor)."""
-        from lsms.models.pretrained import from_pretrained
-
-        return cls(from_pretrained(folder, device=device), **kwargs)
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.preprocess.image_size
 
     @property
     def uses_text(self) -> bool:
         return bool(getattr(self.model, "uses_text", False))
 
+    @property
+    def precision(self) -> str:
+        """``fp32`` / ``bf16`` / ``fp16``: what the forward pass runs in."""
+        return self.backend.precision
+
     # ------------------------------------------------------------------ building blocks
 
-    def read_image(self, image: ImageInput, slice_index: int | None = None) -> np.ndarray:
-        """A path (PNG/JPG/TIFF/DICOM/NIfTI) or an array -> float32 (H, W) in [0, 1] (window applied)."""
-        if isinstance(image, str | os.PathLike):
-            return load_image(image, window=self.window, slice_index=slice_index)
-        if slice_index is not None:
-            raise ConfigError("slice_index applies to image files only; pass the (H, W) slice itself")
-        return array_to_unit(image, self.window)
-
-    def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Token ids and attention mask (B, T) of the sentences; {} for a text-free model.
-
-        A text model refuses an empty sentence: it would segment without being told what to look for.
-        """
+    def check_texts(self, texts: Sequence[str]) -> None:
+        """A text model refuses an empty sentence: it would segment without being told what to look for."""
         if not self.uses_text:
-            return {}
+            return
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise ConfigError("empty sentence: describe the target, e.g. 'a lesion in the left lung'")
@@ -249,13 +208,17 @@ class Predictor:
                 raise ConfigError(
                     f"sentence {text!r}: holds bytes that are not UTF-8; expected UTF-8 text"
                 ) from None
-        return self.model.tokenize(list(texts))
 
-    def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Images float32 (H_i, W_i) in [0, 1] -> the model's input (B, 1, h, w) at ``image_size``."""
-        from lsms.data.transforms import resize_image
+    def tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask (B, T) of the sentences; {} for a text-free model."""
+        return self.model.tokenize(list(texts)) if self.uses_text else {}
 
-        return torch.from_numpy(np.stack([resize_image(image, self.image_size) for image in images]))[:, None]
+    def run(self, images: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Model input (B, 1, h, w) and tokens -> logits (B, 1, h, w) on the CPU."""
+        logits = self.backend(images, tokens)
+        if logits.ndim != 4 or logits.shape[1] != 1:
+            raise ConfigError(f"expected single-channel logits (B, 1, H, W), got {tuple(logits.shape)}")
+        return logits
 
     def finish(self, logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Logits (1, h, w) -> probabilities float32 (H, W) and mask bool (H, W) at ``size``: bilinear
@@ -268,9 +231,16 @@ class Predictor:
 
     def logits(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> torch.Tensor:
         """Images (H_i, W_i) in [0, 1] and one sentence each -> logits (B, 1, h, w) at ``image_size``."""
-        return self.backend(self.prepare(images), self.tokens(texts))
+        return self.run(self.preprocess.batch(images), self.tokens(texts))
 
     # ------------------------------------------------------------------ predictions
+
+    def _predictions(self, images: Sequence[np.ndarray], logits: torch.Tensor) -> list[Prediction]:
+        results = []
+        for image, logit in zip(images, logits, strict=True):
+            probabilities, mask = self.finish(logit, image.shape)
+            results.append(Prediction(image=image, probabilities=probabilities, mask=mask))
+        return results
 
     def predict_batch(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Prediction]:
         """Images float32 (H_i, W_i) in [0, 1] with one sentence each -> one Prediction per image."""
@@ -278,13 +248,11 @@ class Predictor:
             raise ConfigError(
                 f"{len(images)} images but {len(texts)} sentences; expected one sentence per image"
             )
+        self.check_texts(texts)
         results = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            logits = self.logits(chunk, texts[start : start + self.batch_size])
-            for image, logit in zip(chunk, logits, strict=True):
-                probabilities, mask = self.finish(logit, image.shape)
-                results.append(Prediction(image=image, probabilities=probabilities, mask=mask))
+            results += self._predictions(chunk, self.logits(chunk, texts[start : start + self.batch_size]))
         return results
 
     def predict_2d(self, image: ImageInput, text: str = "", slice_index: int | None = None) -> Prediction:
@@ -292,7 +260,7 @@ class Predictor:
 
         ``slice_index`` picks a slice of a DICOM/NIfTI file; text-free models ignore ``text``.
         """
-        return self.predict_batch([self.read_image(image, slice_index)], [text])[0]
+        return self.predict_batch([self.preprocess.read(image, slice_index)], [text])[0]
 
     def predict_volume(
         self,
@@ -313,33 +281,78 @@ class Predictor:
             volume = load_volume(volume)
         array = volume.array
         selected = parse_slice_range(slices, array.shape[0])
+        self.check_texts([text])
         tokens = self.tokens([text])
         probabilities = np.zeros(array.shape, dtype=np.float32)
         indices = list(selected)
         batches = range(0, len(indices), self.batch_size)
         for start in tqdm(batches, desc=f"{volume.path.name}", unit="batch", disable=not progress):
             chunk = indices[start : start + self.batch_size]
-            images = list(_window_volume(volume, array[chunk], self.window))  # window or volume min-max
+            images = list(window_volume(volume, array[chunk], self.preprocess.window))
             batch_tokens = {k: v.expand(len(chunk), -1) for k, v in tokens.items()}
-            logits = self.backend(self.prepare(images), batch_tokens)
+            logits = self.run(self.preprocess.batch(images), batch_tokens)
             for z, logit in zip(chunk, logits, strict=True):
                 probabilities[z] = self.finish(logit, array.shape[1:])[0]
         return VolumePrediction(
             volume=volume, probabilities=probabilities, mask=probabilities > self.threshold, slices=selected
         )
 
+    def predict_samples(
+        self,
+        samples: Sequence[ReferringSample],
+        texts: Sequence[str] | None = None,
+        *,
+        num_workers: int = 0,
+        check_texts: bool = True,
+    ) -> Iterator[tuple[ReferringSample, Prediction]]:
+        """(sample, Prediction) for every referring sample, in order, in batches of ``batch_size``; each
+        sample's ``slice`` picks a slice of a volume. ``texts`` replace the samples' sentences (text
+        ablations; ``check_texts=False`` lets them be empty); ``num_workers`` processes read the images."""
+        from torch.utils.data import DataLoader
+
+        texts = [s.text for s in samples] if texts is None else list(texts)
+        if len(texts) != len(samples):
+            raise ConfigError(f"{len(samples)} samples but {len(texts)} sentences; expected one each")
+        if check_texts:
+            self.check_texts(texts)
+        loader = DataLoader(
+            _SampleImages(samples, self.preprocess),
+            batch_size=self.batch_size,
+            num_workers=num_workers,
+            collate_fn=_collate_images,
+        )
+        for indices, images, batch in loader:
+            logits = self.run(batch, self.tokens([texts[i] for i in indices]))
+            yield from zip([samples[i] for i in indices], self._predictions(images, logits), strict=True)
+
     def predict_manifest(
         self, manifest: str | os.PathLike, split: str | None = None
-    ) -> Iterator[tuple[object, Prediction]]:
-        """(sample, Prediction) for every row of a referring manifest (or LViT folder), in order, in
-        batches of ``batch_size``; each row's ``slice`` picks a slice of a volume file."""
-        from lsms.data.samples import load_samples
+    ) -> Iterator[tuple[ReferringSample, Prediction]]:
+        """(sample, Prediction) for every row of a referring manifest (or LViT folder), in order."""
+        from lsms.data.loading import load_samples
 
-        samples = load_samples(manifest, split=split)
-        for start in range(0, len(samples), self.batch_size):
-            chunk = samples[start : start + self.batch_size]
-            images = [self.read_image(s.image, s.slice) for s in chunk]
-            yield from zip(chunk, self.predict_batch(images, [s.text for s in chunk]), strict=True)
+        return self.predict_samples(load_samples(manifest, split=split))
+
+
+class _SampleImages:
+    """Samples' images read and resized by ``preprocess`` (a map-style dataset, so workers can read)."""
+
+    def __init__(self, samples: Sequence[ReferringSample], preprocess: Preprocess) -> None:
+        self.samples, self.preprocess = samples, preprocess
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray, torch.Tensor]:
+        sample = self.samples[index]
+        image = self.preprocess.read(sample.image, sample.slice)
+        return index, image, self.preprocess.batch([image])[0]
+
+
+def _collate_images(
+    items: list[tuple[int, np.ndarray, torch.Tensor]],
+) -> tuple[list[int], list[np.ndarray], torch.Tensor]:
+    return [i for i, _, _ in items], [image for _, image, _ in items], torch.stack([x for _, _, x in items])
 
 
 def is_volume_input(path: str | os.PathLike) -> bool:
@@ -356,67 +369,3 @@ def is_volume_input(path: str | os.PathLike) -> bool:
             raise DataError(f"{path}: unreadable DICOM ({type(error).__name__}: {error})") from None
         return int(header.get("NumberOfFrames", 1) or 1) > 1
     return False
-
-
-# ---------------------------------------------------------------------- writing results
-
-
-def output_stem(path: str | os.PathLike) -> str:
-    """The name of an input without its image suffix: ``ct.nii.gz`` -> ``ct``, a folder -> its name."""
-    name = Path(path).name
-    lower = name.lower()
-    for suffix in (".nii.gz", ".nii"):
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return name if Path(path).is_dir() else Path(name).stem
-
-
-def safe_name(identifier: str) -> str:
-    """A manifest row id as a file name: characters other than letters, digits, '.', '-', '_' become '_'."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(identifier)).strip(".")
-    return cleaned or "row"
-
-
-def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:
-    """Refuse, before any work, an output that is one of the inputs (always) or that exists (unless
-    ``overwrite``), and two outputs with one path; one-line DataError naming the file."""
-    protected = {Path(p).resolve() for p in inputs}
-    seen: set[Path] = set()
-    for output in outputs:
-        resolved = Path(output).resolve()
-        if resolved in protected:
-            raise DataError(
-                f"{output}: is an input file; choose another --out folder (inputs are never overwritten)"
-            )
-        if resolved in seen:
-            raise DataError(f"{output}: two results would be written to this file (duplicate row id or name)")
-        seen.add(resolved)
-        if resolved.exists() and not overwrite:
-            raise DataError(f"{output}: already exists; pass --overwrite to replace it")
-
-
-def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a uint8 / uint16 (H, W) or uint8 (H, W, 3) array as PNG (atomically)."""
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(array))
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
-
-
-def mask_to_png_array(mask: np.ndarray) -> np.ndarray:
-    """bool (H, W) -> uint8 (H, W), 0 background and 255 foreground."""
-    return np.where(np.asarray(mask, dtype=bool), np.uint8(255), np.uint8(0))
-
-
-def save_probabilities(probabilities: np.ndarray, path: str | os.PathLike) -> Path:
-    """float32 (H, W) in [0, 1] -> ``.png`` (16-bit, value = round(p * 65535)) or ``.npy`` (float32)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        values = probabilities.astype(np.float32)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:  # a path argument would get ".npy" appended
-                np.save(handle, values)
-
-        return atomic_write(path, write)
-    return save_png(np.round(np.clip(probabilities, 0.0, 1.0) * 65535.0).astype(np.uint16), path)

@@ -57,7 +57,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from lsms.data.synth.stats import dataset_statistics, format_statistics, write_statistics
+    from lsms.data.stats import dataset_statistics, format_statistics, write_statistics
 
     stats = dataset_statistics(args.manifest)
     print(format_statistics(stats))
