@@ -21,10 +21,10 @@ from lsms.data.synth.expressions import (
     POSITION_GAP_MM,
     RELATIONS,
     Vocabulary,
-    article,
     join_clauses,
     relation_holds,
     segment_phrase,
+    sentence_head,
 )
 from lsms.data.synth.expressions import differs as synth_differs
 
@@ -66,10 +66,7 @@ def render(
     noun = (fact.kind if "type" in attributes else None) or "lesion"
     if "density" in attributes:
         noun = f"{fact.density} {noun}"
-    if relation is None:
-        head = f"{article(noun)} {noun}"
-    else:
-        head = f"The {RELATIONS[relation][0 if n_candidates == 2 else 1]} {noun}"
+    head = sentence_head(noun, relation, n_candidates)
     words = [_value(fact, a) for a in ("level", "side", "depth") if a in attributes]
     located = "segment" in attributes or bool(words)
     if "segment" in attributes:

@@ -157,15 +157,18 @@ def join_clauses(head: str, items: list[str], comma: bool) -> str:
     return f"{head}{sep} with {', '.join(items[:-1])}, and {items[-1]}."
 
 
+def sentence_head(noun: str, relation: str | None, n_candidates: int) -> str:
+    """``"A cyst"``, or with a relation ``"The larger cyst"`` (2 candidates) / ``"The largest cyst"``."""
+    if relation is None:
+        return f"{article(noun)} {noun}"
+    return f"The {RELATIONS[relation][0 if n_candidates == 2 else 1]} {noun}"
+
+
 def render_text(
     fact: LesionFacts, attributes: tuple[str, ...], relation: str | None = None, n_candidates: int = 2
 ) -> str:
     """The sentence for ``attributes`` (in canonical order) and an optional relation."""
-    noun = TYPE_NOUNS[fact.kind] if "type" in attributes else "lesion"
-    if relation is None:
-        head = f"{article(noun)} {noun}"
-    else:
-        head = f"The {RELATIONS[relation][0 if n_candidates == 2 else 1]} {noun}"
+    head = sentence_head(TYPE_NOUNS[fact.kind] if "type" in attributes else "lesion", relation, n_candidates)
     if "location" in attributes:
         head += " " + segment_phrase(fact.segment)
     items = []
