@@ -75,7 +75,7 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
 def test_sampled_expressions_train_from_a_synthetic_lesion_table(
     tiny_synth: Path, tiny_manifest: Path, tiny_config, tmp_path: Path
 ) -> None:
-    sampled = {"text_variant": "sampled", "image_size": [32, 32], "max_val_samples": 2}
+    sampled = {"text_variant": "sampled", "max_val_samples": 2}
     config = tiny_config(tiny_synth, tmp_path / "run", data=sampled, train={"max_steps": 4, "val_every": 4})
     run_dir = train(Config.from_dict(config))
     assert [int(row["step"]) for row in _log(run_dir) if row["loss"]] == [1, 2, 3, 4]
