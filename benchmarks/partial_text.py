@@ -176,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lsms.evaluation.evaluate import evaluate
     from lsms.evaluation.referring import load_lesion_map
     from lsms.models.pretrained import read_checkpoint_config
+    from lsms.predictor import Predictor
 
     manifest = args.data / "manifest.csv" if args.data.is_dir() else args.data
     samples = load_samples(manifest, None if args.split == "all" else args.split)[: args.max_samples]
@@ -183,14 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lesions is None:
         parser.error(f"{manifest.parent}: no lesions.csv listing every row (a folder of `lsms data synth`)")
     size = args.size or read_checkpoint_config(args.model)["preprocess"]["image_size"]
-    model = from_pretrained(args.model, device=args.device)
+    predictor = Predictor(
+        from_pretrained(args.model, device=args.device), image_size=tuple(size), batch_size=args.batch_size
+    )
     rows = {
         variant: evaluate(
-            model,
+            predictor,
             samples,
-            image_size=tuple(size),
             text_variant=variant,
-            batch_size=args.batch_size,
             progress=False,
             lesions=lesions,
         ).per_sample
