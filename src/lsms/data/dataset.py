@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from lsms.data.io import CTWindow, load_image, load_mask, parse_window
-from lsms.data.lesions import SliceFacts
 from lsms.data.samples import TEXT_VARIANTS, TRAINING_TEXT_VARIANTS, ReferringSample, partial_text
-from lsms.data.synth.expressions import sample_expression
 from lsms.data.transforms import AugmentConfig, augment, resize_image, resize_mask
 from lsms.errors import DataError
+
+if TYPE_CHECKING:
+    from lsms.data.lesions import SliceFacts
 
 
 def load_pair(sample: ReferringSample, window: CTWindow | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +89,8 @@ class ReferringDataset(Dataset):
         from the augmentation's, so that either repeats (and resumes) whatever the other does."""
         variant = self.text_variant
         if variant == "sampled":
+            from lsms.data.synth.expressions import sample_expression  # loads the generator's modules
+
             facts, lesion = self.slice_facts[sample.id]
             rng = np.random.default_rng([self.seed, self.epoch, index, 2])
             return sample_expression(facts, lesion, rng).text

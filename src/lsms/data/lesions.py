@@ -7,9 +7,15 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lsms.data.synth.expressions import LesionFacts
 from lsms.errors import DataError
+
+if TYPE_CHECKING:  # lsms.data.synth loads the generator (nibabel, scipy): only where facts are rebuilt
+    from lsms.data.synth.expressions import LesionFacts
+
+    # The lesions of one slice and which of them a row refers to.
+    SliceFacts = tuple[tuple[LesionFacts, ...], int]
 
 LESIONS_CSV = "lesions.csv"
 # What rebuilds a synthetic lesion's LesionFacts (cx_mm/cy_mm: data generated since the sampled variant).
@@ -25,9 +31,6 @@ FACT_COLUMNS = (
     "cx_mm",
     "cy_mm",
 )
-
-# The lesions of one slice and which of them a row refers to.
-SliceFacts = tuple[tuple[LesionFacts, ...], int]
 
 
 def read_lesion_table(data: str | os.PathLike) -> dict[str, dict[str, str]] | None:
@@ -50,6 +53,8 @@ def slice_rows(table: dict[str, dict[str, str]]) -> list[list[str]]:
 
 
 def _facts(row: dict[str, str]) -> LesionFacts:
+    from lsms.data.synth.expressions import LesionFacts
+
     return LesionFacts(
         row["type"],
         row["segment"],
