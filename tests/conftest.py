@@ -135,6 +135,22 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest of a 3-case synthetic data set at 64 px (with its lesions.csv), no volumes."""
+    from lsms.data.synth import generate_dataset
+
+    return generate_dataset(
+        tmp_path_factory.mktemp("tiny_synth"),
+        cases=3,
+        size=64,
+        seed=3,
+        volume_size=192,
+        min_lesion_px=20,
+        write_volumes=False,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_one_thread():
     """Seeded, single-threaded tests: the machine's few cores are shared and extra threads stall."""

@@ -9,8 +9,10 @@ from data_helpers import write_png
 from torch.utils.data import DataLoader
 
 from lsms.data.dataset import ReferringDataset, collate_referring
+from lsms.data.lesions import load_slice_facts
 from lsms.data.loading import load_samples
 from lsms.data.manifest import write_manifest
+from lsms.data.synth.expressions import refers_to
 from lsms.data.transforms import AugmentConfig
 from lsms.errors import DataError
 
@@ -74,19 +76,25 @@ def test_volume_rows_use_their_slice(tmp_path: Path) -> None:
     assert dataset[1]["mask"].sum() == 4 and dataset[1]["image"].min() == 1.0
 
 
+def _texts_per_epoch(dataset: ReferringDataset, epochs: int) -> list[list[str]]:
+    """The items' sentences at each epoch; reading an epoch twice gives the same draw."""
+    drawn = []
+    for epoch in range(epochs):
+        dataset.set_epoch(epoch)
+        texts = [dataset[i]["text"] for i in range(len(dataset))]
+        assert texts == [dataset[i]["text"] for i in range(len(dataset))]
+        drawn.append(texts)
+    return drawn
+
+
 def test_mixed_text_variant_draws_all_expressions_reproducibly(qata_like: Path) -> None:
     samples = load_samples(qata_like, split="train")
     expressions = {
         variant: [ReferringDataset(samples, 32, text_variant=variant)[i]["text"] for i in range(len(samples))]
         for variant in ("full", "half", "quarter")
     }
-    mixed = ReferringDataset(samples, 32, text_variant="mixed", seed=3)
-    drawn = []
-    for epoch in range(6):
-        mixed.set_epoch(epoch)
-        texts = [mixed[i]["text"] for i in range(len(samples))]
-        assert texts == [mixed[i]["text"] for i in range(len(samples))]  # same epoch, same draw
-        drawn.append(texts)
+    drawn = _texts_per_epoch(ReferringDataset(samples, 32, text_variant="mixed", seed=3), 6)
+    for texts in drawn:
         for i, text in enumerate(texts):
             assert text in {expressions[v][i] for v in expressions}
     flat = [(i, text) for texts in drawn for i, text in enumerate(texts)]
@@ -95,3 +103,28 @@ def test_mixed_text_variant_draws_all_expressions_reproducibly(qata_like: Path) 
             text == expressions[variant][i] != expressions["full" if variant != "full" else "half"][i]
             for i, text in flat
         )
+
+
+def test_sampled_text_variant_draws_unique_fresh_expressions_reproducibly(tiny_synth: Path) -> None:
+    samples = load_samples(tiny_synth, split="train")
+    facts = load_slice_facts(tiny_synth)
+    drawn = _texts_per_epoch(
+        ReferringDataset(samples, 32, text_variant="sampled", seed=3, slice_facts=facts), 6
+    )
+    for texts in drawn:
+        for sample, text in zip(samples, texts, strict=True):  # each refers to its lesion only
+            lesions, index = facts[sample.id]
+            assert refers_to(list(lesions), index, text), text
+    again = ReferringDataset(samples, 32, text_variant="sampled", seed=3, slice_facts=facts)
+    again.set_epoch(5)
+    assert [again[i]["text"] for i in range(len(samples))] == drawn[5]  # a new dataset (a resume) repeats
+    per_item = [{texts[i] for texts in drawn} for i in range(len(samples))]
+    assert sum(len(texts) for texts in per_item) > 2 * len(samples)  # sentences vary across epochs
+    fixed = {t for s in samples for t in (s.text, s.text_half, s.text_quarter)}
+    assert any(text not in fixed for texts in per_item for text in texts)  # beyond the manifest's three
+
+
+def test_sampled_text_variant_needs_lesion_facts(tiny_synth: Path) -> None:
+    samples = load_samples(tiny_synth, split="train")
+    with pytest.raises(DataError, match="needs a lesions.csv"):
+        ReferringDataset(samples, 32, text_variant="sampled")

@@ -72,6 +72,20 @@ def test_run_folder_contents(run, tiny_manifest: Path, tmp_path: Path) -> None:
         run(run_dir)
 
 
+def test_sampled_expressions_train_from_a_synthetic_lesion_table(
+    tiny_synth: Path, tiny_manifest: Path, tiny_config, tmp_path: Path
+) -> None:
+    sampled = {"text_variant": "sampled", "max_val_samples": 2}
+    config = tiny_config(tiny_synth, tmp_path / "run", data=sampled, train={"max_steps": 4, "val_every": 4})
+    run_dir = train(Config.from_dict(config))
+    assert [int(row["step"]) for row in _log(run_dir) if row["loss"]] == [1, 2, 3, 4]
+    # Data without a lesions.csv (the tiny quadrant set) cannot draw expressions: one clear line.
+    with pytest.raises(ConfigError, match="data.text_variant sampled: .*no lesions.csv"):
+        train(
+            Config.from_dict(tiny_config(tiny_manifest, tmp_path / "other", data={"text_variant": "sampled"}))
+        )
+
+
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(run, tmp_path: Path) -> None:
     # 8 samples, batch 2: 4 steps per epoch; stopping after step 2 interrupts the first epoch halfway.
     # Augmentation is on, so the resumed epoch must also replay the per-item random draws.

@@ -12,8 +12,11 @@ from lsms.errors import DataError
 
 SPLITS = ("train", "val", "test")
 TEXT_VARIANTS = ("full", "half", "quarter")
-# Training may also draw one of them per sample and epoch ("mixed", see ReferringDataset).
-TRAINING_TEXT_VARIANTS = (*TEXT_VARIANTS, "mixed")
+# Training may also draw one of them per sample and epoch ("mixed"), or a fresh expression of any of
+# their sizes from the lesions.csv of synthetic data ("sampled"); see ReferringDataset.
+TRAINING_TEXT_VARIANTS = (*TEXT_VARIANTS, "mixed", "sampled")
+# Variants that draw the text per epoch: a run trained on them is validated on the full expressions.
+DRAWN_TEXT_VARIANTS = ("mixed", "sampled")
 _VARIANT_FRACTION = {"half": 0.5, "quarter": 0.25}
 _VARIANT_FIELD = {"full": "text", "half": "text_half", "quarter": "text_quarter"}
 _WHITESPACE = re.compile(r"\s+")

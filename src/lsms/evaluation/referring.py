@@ -9,7 +9,6 @@ map lacks those.)
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -19,23 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from lsms.data.io import load_mask
+from lsms.data.lesions import LESIONS_CSV, read_lesion_table, slice_rows
 from lsms.data.manifest import parse_manifest
 from lsms.data.samples import ReferringSample
 
 logger = logging.getLogger("lsms.evaluation")
-
-LESIONS_CSV = "lesions.csv"
-
-
-def read_lesion_table(data: str | os.PathLike) -> dict[str, dict[str, str]] | None:
-    """The rows of the ``lesions.csv`` beside manifest ``data``, by id; None when there is none (an
-    LViT folder, a manifest of another source)."""
-    path = Path(data)
-    table = path.parent / LESIONS_CSV
-    if not path.is_file() or not table.is_file():
-        return None
-    with table.open(newline="", encoding="utf-8") as handle:
-        return {row["id"]: row for row in csv.DictReader(handle)}
 
 
 @dataclass(frozen=True)
@@ -57,12 +44,9 @@ def load_lesion_map(data: str | os.PathLike, samples: Sequence[ReferringSample])
     if table is None:
         return None
     masks = {sample.id: (sample.mask, sample.slice) for sample in parse_manifest(data)[0]}
-    by_slice: dict[tuple[str, str], list[str]] = {}
-    for row in table.values():
-        by_slice.setdefault((row["case_id"], row["z"]), []).append(row["id"])
     others = {
         row_id: tuple(masks[other] for other in ids if other != row_id and other in masks)
-        for ids in by_slice.values()
+        for ids in slice_rows(table)
         for row_id in ids
     }
     missing = [sample.id for sample in samples if sample.id not in others]

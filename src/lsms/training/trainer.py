@@ -32,7 +32,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from lsms.atomic import clean_interrupted_writes, replace_dir
-from lsms.errors import CheckpointError, ConfigError, TrainingError
+from lsms.data.samples import DRAWN_TEXT_VARIANTS
+from lsms.errors import CheckpointError, ConfigError, DataError, TrainingError
 from lsms.logs import run_log
 from lsms.losses import DiceBCELoss
 from lsms.models.pretrained import tensors_sha256
@@ -194,6 +195,18 @@ def _load_samples(path: str, split: str | None, limit: int | None, key: str) -> 
     return samples[:limit] if limit else samples
 
 
+def _slice_facts(config: Config) -> dict | None:
+    """The lesion facts that ``data.text_variant: sampled`` draws its expressions from (else None)."""
+    if config.data.text_variant != "sampled":
+        return None
+    from lsms.data.lesions import load_slice_facts
+
+    try:
+        return load_slice_facts(config.data.train)
+    except DataError as error:
+        raise ConfigError(f"data.text_variant sampled: {error}") from error
+
+
 def split_holdout(samples: list, count: int) -> tuple[list, list]:
     """(training, held-out): ``count`` samples drawn with ``HOLDOUT_SEED``, both lists in data order."""
     if count >= len(samples):
@@ -286,6 +299,7 @@ class Trainer:
             text_variant=config.data.text_variant,
             window=config.data.window,
             seed=config.train.seed,
+            slice_facts=_slice_facts(config),
         )
         # One sampler for one or many processes: a seeded permutation per epoch, split over ranks.
         self.sampler = DistributedSampler(
@@ -574,9 +588,9 @@ class Trainer:
                 result = evaluate(
                     predictor,
                     self.val_samples,
-                    # a model trained on mixed expressions is selected on the full ones
+                    # a model trained on drawn expressions is selected on the full ones
                     text_variant="full"
-                    if self.config.data.text_variant == "mixed"
+                    if self.config.data.text_variant in DRAWN_TEXT_VARIANTS
                     else self.config.data.text_variant,
                     seed=self.config.train.seed,
                     progress=False,

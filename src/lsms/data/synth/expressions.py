@@ -30,6 +30,9 @@ import numpy as np
 from lsms.data.synth.phantom import lobe_of
 
 ATTRIBUTES = ("type", "location", "diameter", "shape", "boundary", "enhancement")
+N_HALF, N_QUARTER = 3, 2  # of the six attributes
+# Attribute counts of the full, half and quarter expressions.
+EXPRESSION_SIZES = (len(ATTRIBUTES), N_HALF, N_QUARTER)
 SIZE_RATIO = 1.3
 POSITION_GAP_MM = 15.0
 TYPE_NOUNS = {
@@ -210,6 +213,11 @@ def mentioned_relation(text: str) -> str | None:
     return None
 
 
+def refers_to(facts: list[Any], index: int, text: str) -> bool:
+    """Whether a sentence of :func:`render_text` refers to lesion ``index`` of ``facts`` only."""
+    return identifies(facts, index, mentioned_attributes(text), mentioned_relation(text))
+
+
 SYNTH = Vocabulary(differs, render_text)
 
 
@@ -255,3 +263,10 @@ def make_expression(
                         vocabulary.render(facts[index], attributes, relation, n), attributes, relation
                     )
     raise LookupError(f"lesion {index} cannot be referred to uniquely")
+
+
+def sample_expression(facts: list[Any] | tuple[Any, ...], index: int, rng: np.random.Generator) -> Expression:
+    """A fresh unique expression for lesion ``index``: full, half or quarter size (uniformly, as the
+    generator writes one of each per row), its attributes drawn by ``make_expression``."""
+    n_attributes = EXPRESSION_SIZES[int(rng.integers(len(EXPRESSION_SIZES)))]
+    return make_expression(list(facts), index, n_attributes, rng)

@@ -4,7 +4,8 @@ Layout of ``out_dir``::
 
     manifest.csv                 one row per lesion per slice: id,image,mask,text,text_half,
                                  text_quarter,case_id,split (paths relative to the manifest)
-    lesions.csv                  the same rows' ground truth (type, segment, diameter, ...)
+    lesions.csv                  the same rows' ground truth (type, segment, diameter, ..., centre
+                                 cx_mm/cy_mm): enough to rebuild every lesion's LesionFacts
     synth.json                   generator parameters
     images/<case>_z<k>.png       8-bit slice, abdomen window (level 60, width 400), size x size
     masks/<case>_z<k>_l<j>.png   0/255 mask of lesion j on slice k
@@ -34,7 +35,13 @@ from scipy import ndimage
 from lsms.atomic import atomic_write_text
 from lsms.data.io import CTWindow
 from lsms.data.manifest import write_manifest
-from lsms.data.synth.expressions import ATTRIBUTES, Expression, LesionFacts, identifies, make_expression
+from lsms.data.synth.expressions import (
+    EXPRESSION_SIZES,
+    Expression,
+    LesionFacts,
+    identifies,
+    make_expression,
+)
 from lsms.data.synth.lesions import Lesion, sample_lesion
 from lsms.data.synth.phantom import (
     FOV_MM,
@@ -50,7 +57,6 @@ from lsms.errors import ConfigError
 
 WINDOW = (60.0, 400.0)  # abdomen window: level, width (HU)
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.1), ("test", 0.2))
-N_HALF, N_QUARTER = 3, 2  # of the six attributes
 _PLACEMENT_GRID = 128  # coarse grid for choosing lesion centres
 _MAX_ATTEMPTS = 60
 
@@ -272,9 +278,7 @@ def _render_case(
             )
         for i, lesion in enumerate(present):
             try:
-                expressions = [
-                    make_expression(facts, i, k, rng) for k in (len(ATTRIBUTES), N_HALF, N_QUARTER)
-                ]
+                expressions = [make_expression(facts, i, k, rng) for k in EXPRESSION_SIZES]
             except LookupError as error:
                 raise _Retry from error
             for expression in expressions:  # the generator's own check, independent of how it was built
@@ -391,6 +395,9 @@ def generate_dataset(
                     "relation_full": row.full.relation or "",
                     "relation_half": row.half.relation or "",
                     "relation_quarter": row.quarter.relation or "",
+                    # full precision (repr): the relations compare centres against a 15 mm gap
+                    "cx_mm": repr(row.facts.cx),
+                    "cy_mm": repr(row.facts.cy),
                 }
             )
         if write_volumes:
