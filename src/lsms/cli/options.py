@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsms.runtime import PRECISIONS
@@ -11,15 +12,24 @@ if TYPE_CHECKING:
     from lsms.predictor import Predictor
 
 
-def add_checkpoint(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """--checkpoint: a save_pretrained folder or a released name (required unless ``default``)."""
+def _checkpoint(value: str) -> Path:
+    """argparse type of --checkpoint: the folder, or the released checkpoint of that name."""
+    from lsms.errors import CheckpointError
     from lsms.models.pretrained import resolve_checkpoint
 
+    try:
+        return resolve_checkpoint(value)
+    except CheckpointError as error:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_checkpoint(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--checkpoint: a save_pretrained folder or a released name (required unless ``default``)."""
     parser.add_argument(
         "--checkpoint",
         required=default is None,
         default=default,
-        type=resolve_checkpoint,
+        type=_checkpoint,
         help="folder written by save_pretrained, or the name of a released checkpoint (e.g. qata-cov19)"
         + (f" (default: {default})" if default else ""),
     )
