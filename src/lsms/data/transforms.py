@@ -100,9 +100,10 @@ def random_affine(
     theta = torch.tensor([[cos, -sin, -2 * shift[0]], [sin, cos, -2 * shift[1]]], dtype=torch.float32)[None]
     height, width = image.shape
     grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
-    pair = torch.from_numpy(np.stack([image, mask.astype(np.float32)]))[:, None]
-    image_out = F.grid_sample(pair[:1], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    mask_out = F.grid_sample(pair[1:], grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    image_in = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    mask_in = torch.from_numpy(mask.astype(np.float32))[None, None]
+    image_out = F.grid_sample(image_in, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mask_out = F.grid_sample(mask_in, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return image_out[0, 0].clamp_(0.0, 1.0).numpy(), mask_out[0, 0].numpy() > 0.5
 
 

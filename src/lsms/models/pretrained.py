@@ -155,12 +155,20 @@ def check_text_reference(model: torch.nn.Module, reference: dict[str, str], fold
 
 
 def save_pretrained(
-    model: nn.Module, folder: str | Path, preprocess: Preprocess | Mapping | None = None
+    model: nn.Module,
+    folder: str | Path,
+    preprocess: Preprocess | Mapping | None = None,
+    *,
+    weights_dtype: torch.dtype | None = None,
+    text_reference: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``model`` (built by :func:`lsms.create_model`) to ``folder``; returns the folder.
 
     preprocess: how inputs were prepared in training, a :class:`Preprocess` or its dict form such as
     ``{"image_size": [224, 224], "window": None}``; defaults to ``model.preprocess``.
+    weights_dtype: store floating-point weights in this dtype (a release's float16; None: as they are).
+    text_reference: ``{"name", "sha256"}`` of an installed text encoder with these weights: the folder
+    then references it (``TEXT_REFERENCE_KEY``) instead of holding its files and weights.
     """
     from lsms import __version__
 
@@ -176,10 +184,16 @@ def save_pretrained(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
+    weights = model.state_dict()
     text_encoder = getattr(model, "text_encoder", None)
-    if text_encoder is not None:
+    if text_reference is not None:
+        weights = {k: v for k, v in weights.items() if not k.startswith("text_encoder.")}
+        config["text_encoder"] = text_reference["name"]
+    elif text_encoder is not None:
         text_encoder.save_files(folder / TEXT_ENCODER_DIR)
-    sha256 = save_weights(model.state_dict(), folder / WEIGHTS_NAME)
+    if weights_dtype is not None:
+        weights = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    sha256 = save_weights(weights, folder / WEIGHTS_NAME)
     metadata = {
         "format": "lsms-checkpoint",
         "format_version": FORMAT_VERSION,
@@ -190,6 +204,10 @@ def save_pretrained(
         "preprocess": preprocess.to_dict(),
         "weights_sha256": sha256,
     }
+    if weights_dtype is not None:
+        metadata["weights_dtype"] = str(weights_dtype).removeprefix("torch.")
+    if text_reference is not None:
+        metadata[TEXT_REFERENCE_KEY] = dict(text_reference)
     atomic_write_text(folder / CONFIG_NAME, json.dumps(metadata, indent=2, default=list) + "\n")
     return folder
 

@@ -12,23 +12,11 @@ install). A path that exists always wins over a name.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import torch
 
-from lsms.atomic import atomic_write_text
-from lsms.models.pretrained import (
-    CONFIG_NAME,
-    TEXT_ENCODER_DIR,
-    TEXT_REFERENCE_KEY,
-    WEIGHTS_NAME,
-    file_sha256,
-    resolve_checkpoint,
-    save_weights,
-    tensors_sha256,
-)
+from lsms.models.pretrained import save_pretrained, tensors_sha256
 
 
 def save_release(folder: str | Path, out: str | Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -37,22 +25,11 @@ def save_release(folder: str | Path, out: str | Path, dtype: torch.dtype = torch
     from lsms.models.text_encoder import DEFAULT_TEXT_ENCODER, TextEncoder
     from lsms.registry import from_pretrained
 
-    model = from_pretrained(resolve_checkpoint(folder))
-    out = Path(out)
-    model.save_pretrained(out)
-    metadata = json.loads((out / CONFIG_NAME).read_text())
-    weights = model.state_dict()
+    model = from_pretrained(folder)
+    reference = None
     encoder = getattr(model, "text_encoder", None)
     if encoder is not None and encoder.frozen:
         sha256 = tensors_sha256(encoder.state_dict())
         if sha256 == tensors_sha256(TextEncoder(DEFAULT_TEXT_ENCODER).state_dict()):
-            weights = {k: v for k, v in weights.items() if not k.startswith("text_encoder.")}
-            metadata[TEXT_REFERENCE_KEY] = {"name": DEFAULT_TEXT_ENCODER, "sha256": sha256}
-            metadata["config"]["text_encoder"] = DEFAULT_TEXT_ENCODER
-            shutil.rmtree(out / TEXT_ENCODER_DIR)
-    cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
-    save_weights(cast, out / WEIGHTS_NAME)
-    metadata["weights_sha256"] = file_sha256(out / WEIGHTS_NAME)
-    metadata["weights_dtype"] = str(dtype).removeprefix("torch.")
-    atomic_write_text(out / CONFIG_NAME, json.dumps(metadata, indent=2, default=list) + "\n")
-    return out
+            reference = {"name": DEFAULT_TEXT_ENCODER, "sha256": sha256}
+    return save_pretrained(model, out, weights_dtype=dtype, text_reference=reference)
