@@ -6,12 +6,15 @@
 # Results: benchmarks/results/qata_cpu/ (run_info.txt, log.csv, loss.png, val-*/summary.json, results.md).
 #
 #   bash benchmarks/qata_cpu.sh [DATA_ROOT] [extra key=value overrides...]
+#   QATA_NAME=qata_cpu_long bash benchmarks/qata_cpu.sh ... writes benchmarks/results/qata_cpu_long/ and
+#   runs/qata_cpu_long/ instead (variants side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data/qata-cov19}"
 shift || true
-out=benchmarks/results/qata_cpu
-run=runs/qata_cpu
+name="${QATA_NAME:-qata_cpu}"
+out="benchmarks/results/$name"
+run="runs/$name"
 mkdir -p "$out"
 rm -rf "$run"
 {
@@ -19,7 +22,7 @@ rm -rf "$run"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB"
   echo "torch: $(python -c 'import torch; print(torch.__version__)')"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "command: bash benchmarks/qata_cpu.sh $data $*"
+  echo "command: QATA_NAME=$name bash benchmarks/qata_cpu.sh $data $*"
 } > "$out/run_info.txt"
 start=$(date +%s)
 OMP_NUM_THREADS=1 lsms train --config configs/qata_cpu.yaml "data.train=$data" "train.run_dir=$run" \
