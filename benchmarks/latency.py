@@ -6,8 +6,11 @@ the median ratio is reported. Random weights, 224x224, text encoders outside the
 features computed once). Each model runs in two ways:
 
 - ``reference``: float32, NCHW (what every model did before the CPU fast path);
-- ``fast``: the project's default runtime (``precision: auto`` = bfloat16 on CPUs with native bf16,
-  channels-last), as ``lsms train`` / ``lsms predict`` run.
+- ``fast``: the project's PyTorch fast path (``precision: auto`` = bfloat16 on CPUs with native bf16,
+  channels-last), as ``lsms train`` runs and ``lsms predict --backend pytorch`` predicts;
+- ``onnxruntime`` (inference only): the model exported to ONNX and run by ONNX Runtime in float32 with
+  the same number of threads, as ``lsms predict`` runs by default on the CPU. Its graph includes the text
+  encoder (the other rows get the word features precomputed), so it is timed at a small disadvantage.
 
 Measured: inference at batch 1, a training step at batch 8 (AdamW, Dice + BCE), achieved GFLOP/s
 (2 x MACs / time) against a GEMM peak measured here (2048^3 matmul), and each model's peak RSS in a
@@ -25,6 +28,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +41,7 @@ from lsms.atomic import atomic_write_text
 MODELS = ("lvit", "unet", "lsms", "lsms-f1", "lsms-table1", "lsms-nano")
 TRAIN_MODELS = ("lvit", "unet", "lsms", "lsms-f1")
 RUNTIMES = {"reference": ("fp32", False), "fast": ("auto", True)}
+ONNX_RUNTIME = "onnxruntime"
 REFERENCE = ("lvit", "reference")
 SIZE = 224
 TRAIN_BATCH = 8
@@ -53,6 +58,34 @@ def make_runner(name: str, runtime: str, mode: str, batch: int) -> tuple[Callabl
     dtype = autocast_dtype(precision, torch.device("cpu"))
     info = {"precision_used": "bf16" if dtype is not None else "fp32"}
     return step_closure(model, mode, batch, SIZE, dtype), info
+
+
+def make_onnx_runner(name: str, threads: int, folder: Path) -> Callable[[], None]:
+    """A closure running one batch-1 inference of ``name`` (random weights) exported to ONNX Runtime."""
+    import numpy as np
+    import onnxruntime as ort
+
+    import lsms
+    from lsms.inference.export import export_onnx
+    from lsms.models.complexity import REFERENCE_SENTENCE
+
+    torch.manual_seed(0)
+    model = lsms.create_model(name).eval()
+    path = export_onnx(model, folder / f"{name}.onnx", example_size=(SIZE, SIZE))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    feeds = {"image": torch.rand(1, 1, SIZE, SIZE, generator=generator).numpy()}
+    if getattr(model, "uses_text", False):
+        tokens = model.tokenize([REFERENCE_SENTENCE])
+        feeds |= {key: value.numpy().astype(np.int64) for key, value in tokens.items()}
+
+    def forward() -> None:
+        session.run(["logits"], feeds)
+
+    return forward
 
 
 def interleaved(runners: dict[tuple[str, str], Callable[[], None]], rounds: int) -> dict:
@@ -119,6 +152,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--train-rounds", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the per-model peak-RSS children")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime inference rows")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_1thread.json"))
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "RUNTIME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -145,7 +179,12 @@ def main() -> int:
             precision[(name, runtime)] = info["precision_used"]
             if name in TRAIN_MODELS:
                 train_runners[(name, runtime)], _ = make_runner(name, runtime, "train", TRAIN_BATCH)
-    inference = interleaved(eval_runners, args.rounds)
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.no_onnx:
+            for name in MODELS:
+                eval_runners[(name, ONNX_RUNTIME)] = make_onnx_runner(name, args.threads, Path(folder))
+                precision[(name, ONNX_RUNTIME)] = "fp32"
+        inference = interleaved(eval_runners, args.rounds)
     training = interleaved(train_runners, args.train_rounds)
     peaks = gemm_peak_gflops(args.threads)
     macs = {name: visual_macs(name) for name in MODELS}

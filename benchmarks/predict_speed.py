@@ -4,9 +4,10 @@ The model is the default preset ``lsms`` (MiniLM text encoder) with UNTRAINED ra
 does not depend on the weights. The volume is synthetic HU noise of SIZE x SIZE x SLICES, windowed
 (lung) and resized to the model's input size as ``lsms predict`` does. Measured, in one run:
 
-1. ``Predictor.predict_volume`` on the whole volume, with each backend: PyTorch as ``lsms predict``
-   runs it by default (``precision auto``: bfloat16 on CPUs with native bf16, channels-last), PyTorch
-   in float32 (channels-last), and ONNX Runtime (float32): wall time, process CPU time, slices per
+1. ``Predictor.predict_volume`` on the whole volume, with each backend: PyTorch's fast path
+   (``precision auto``: bfloat16 on CPUs with native bf16, channels-last; ``lsms predict --backend
+   pytorch``), PyTorch in float32 (channels-last), and ONNX Runtime (float32, what ``lsms predict`` runs by
+   default on the CPU): wall time, process CPU time, slices per
    second, and the largest probability difference to the float32 PyTorch reference;
 2. latency per slice at batch 1 (one prepared slice + the sentence's tokens through the backend),
    median of ``--repeats`` after one warm-up, with the same thread count.
@@ -104,7 +105,7 @@ def main() -> None:
             model, Path(folder) / "model.onnx", example_size=(args.image_size, args.image_size)
         )
         backends = {
-            "pytorch (default: auto precision)": Predictor(model, **options),
+            "pytorch (auto precision)": Predictor(model, **options),
             "pytorch fp32": Predictor(model, precision="fp32", **options),
             "onnxruntime (fp32)": Predictor(model, onnx=onnx_path, threads=args.threads, **options),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,20 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
         min_lesion_px=20,
         write_volumes=False,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """ONNX graphs that `lsms predict` exports go to a temporary cache, not the user's ~/.cache/lsms."""
+    from lsms.inference.export import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("lsms_cache"))
+    yield
+    if previous is None:
+        del os.environ[CACHE_ENV]
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture(autouse=True)

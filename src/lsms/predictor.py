@@ -3,8 +3,9 @@ prediction path behind ``segment``, ``lsms predict``, ``lsms eval``, ``lsms serv
 
 Preprocessing is the model's :class:`lsms.preprocess.Preprocess` (training's: read in [0, 1], resized to
 ``image_size``); the logits are resized back to the input's size bilinearly before the sigmoid and the
-threshold. The forward pass runs in PyTorch or, with ``onnx=PATH``, in ONNX Runtime
-(see :mod:`lsms.inference.export`). Kept outside :mod:`lsms.inference` so that models can ``segment``
+threshold. The forward pass runs in PyTorch or in ONNX Runtime (``backend="onnx"``: a graph exported
+once and cached, or ``onnx=PATH``; ``backend="auto"`` picks ONNX Runtime on the CPU, where it is faster:
+see :mod:`lsms.inference.export` and docs/inference.md). Kept outside :mod:`lsms.inference` so that models can ``segment``
 without importing it; :func:`lsms.inference.load_predictor` builds one from a checkpoint folder.
 """
 
@@ -130,6 +131,33 @@ class OnnxBackend:
         return torch.from_numpy(self.session.run(["logits"], feeds)[0])
 
 
+BACKENDS = ("auto", "pytorch", "onnx")
+
+
+def _resolve_backend(
+    model: nn.Module, backend: str | None, onnx: str | os.PathLike | None, precision: str
+) -> str:
+    """``pytorch`` or ``onnx`` for the arguments of :class:`Predictor` (see there), or a ConfigError."""
+    from lsms.inference.export import onnx_runtime_available
+
+    if backend is None:
+        backend = "onnx" if onnx is not None else "pytorch"
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if onnx is not None or backend == "onnx":
+        if backend == "pytorch":
+            raise ConfigError("an ONNX file was given with backend 'pytorch': drop one of the two")
+        if precision not in ("auto", "fp32"):
+            raise ConfigError(f"precision {precision!r} is PyTorch's: ONNX Runtime runs float32")
+        if onnx is None and not onnx_runtime_available():
+            raise ConfigError("backend 'onnx' needs the onnx extra: pip install 'lsms[onnx]'")
+        return "onnx"
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if backend == "auto" and on_cpu and precision == "auto" and onnx_runtime_available():
+        return "onnx"
+    return "pytorch"
+
+
 class Predictor:
     """A model plus its preprocessing, threshold and backend.
 
@@ -140,9 +168,14 @@ class Predictor:
         window: CT window (preset name, "level,width", tuple), overriding ``model.preprocess``.
         threshold: probability threshold of the mask, strictly between 0 and 1.
         batch_size: images per forward pass (volumes, samples).
-        onnx: path of an exported ONNX model to run instead of PyTorch.
+        backend: ``pytorch`` (the default, unless ``onnx`` is given); ``onnx`` (ONNX Runtime, float32, on the CPU: ``onnx`` if given, else the
+            model exported once into the cache of :func:`lsms.inference.export.cached_onnx`); ``auto``:
+            ``onnx`` when the model is on the CPU, ``precision`` is ``auto`` and the ``onnx`` extra is
+            installed, else ``pytorch``.
+        onnx: path of an exported ONNX model to run (implies ``backend="onnx"``).
         threads: ONNX Runtime intra-op threads (default: its own choice).
-        precision: PyTorch autocast precision, ``auto`` / ``bf16`` / ``fp32`` (see :mod:`lsms.runtime`).
+        precision: PyTorch autocast precision, ``auto`` / ``bf16`` / ``fp32`` (see :mod:`lsms.runtime`);
+            only the PyTorch backend has a choice (ONNX Runtime runs float32).
         channels_last: move the weights to NHWC order (True), back (False) or leave them (None).
     """
 
@@ -154,6 +187,7 @@ class Predictor:
         window: WindowSpec = None,
         threshold: float = 0.5,
         batch_size: int = 8,
+        backend: str | None = None,
         onnx: str | os.PathLike | None = None,
         threads: int | None = None,
         precision: str = "auto",
@@ -176,9 +210,13 @@ class Predictor:
         self.model = model
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
-        self.backend: TorchBackend | OnnxBackend = (
-            OnnxBackend(onnx, threads) if onnx is not None else TorchBackend(model, precision, channels_last)
-        )
+        self.backend: TorchBackend | OnnxBackend
+        if _resolve_backend(model, backend, onnx, precision) == "onnx":
+            from lsms.inference.export import cached_onnx
+
+            self.backend = OnnxBackend(onnx if onnx is not None else cached_onnx(model), threads)
+        else:
+            self.backend = TorchBackend(model, precision, channels_last)
 
     @property
     def image_size(self) -> tuple[int, int]:

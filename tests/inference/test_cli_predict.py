@@ -23,7 +23,7 @@ def test_predict_2d_writes_mask_overlay_probabilities(
     assert mask.shape == (70, 90) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
     probabilities = np.asarray(Image.open(out / "scan_probabilities.png"))
     assert probabilities.dtype == np.uint16 and probabilities.shape == (70, 90)
-    expected = load_predictor(checkpoint, threshold=0.7).predict_2d(png_image, SENTENCE)
+    expected = load_predictor(checkpoint, threshold=0.7, backend="auto").predict_2d(png_image, SENTENCE)
     np.testing.assert_array_equal(mask == 255, expected.mask)
     np.testing.assert_allclose(probabilities / 65535.0, expected.probabilities, atol=1e-4)
     overlay = Image.open(out / "scan_overlay.png")
@@ -97,8 +97,10 @@ def test_missing_sentence_and_bad_options_fail_cleanly(
     assert "--text" in capsys.readouterr().err
     assert run_cli(base + ["--text", SENTENCE, "--slices", "0:1"]) == 2
     assert "only for volumes" in capsys.readouterr().err
-    assert run_cli(base + ["--text", SENTENCE, "--backend", "onnx"]) == 2
-    assert "--onnx FILE" in capsys.readouterr().err
+    assert run_cli(base + ["--text", SENTENCE, "--backend", "onnx", "--precision", "bf16"]) == 2
+    assert "ONNX Runtime runs float32" in capsys.readouterr().err
+    assert run_cli(base + ["--text", SENTENCE, "--backend", "pytorch", "--onnx", "m.onnx"]) == 2
+    assert "backend 'pytorch'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -124,7 +126,9 @@ def test_predict_volume_keeps_geometry_and_slice_range(
     np.testing.assert_allclose(written.affine, source.affine)
     assert written.header.get_zooms() == source.header.get_zooms()
     data = np.asarray(written.dataobj)
-    expected = load_predictor(checkpoint, threshold=0.6).predict_volume(nifti_volume, SENTENCE, "2:4", False)
+    expected = load_predictor(checkpoint, threshold=0.6, backend="auto").predict_volume(
+        nifti_volume, SENTENCE, "2:4", False
+    )
     assert not data[..., [0, 1, 4]].any()
     assert data.sum() == expected.mask.sum() > 0
 
@@ -170,7 +174,7 @@ def test_predict_manifest_names_outputs_by_row_id(checkpoint: Path, tmp_path: Pa
     ]
     assert np.asarray(Image.open(out / "case-2_mask.png")).shape == (80, 64)
     probabilities = np.load(out / "case_1_probabilities.npy")
-    expected = load_predictor(checkpoint).predict_2d(folder / "x1.png", "upper lesion")
+    expected = load_predictor(checkpoint, backend="auto").predict_2d(folder / "x1.png", "upper lesion")
     np.testing.assert_allclose(probabilities, expected.probabilities, atol=1e-6)
     # the ground truth is drawn red in the manifest overlays
     overlay = np.asarray(Image.open(out / "case_1_overlay.png"))

@@ -14,8 +14,9 @@ from PIL import Image
 
 import lsms
 from lsms.errors import ConfigError
+from lsms.inference import export as export_module
 from lsms.inference import load_predictor
-from lsms.inference.export import export_onnx
+from lsms.inference.export import cache_dir, cached_onnx, export_onnx, model_fingerprint
 from lsms.runtime import set_channels_last
 
 SENTENCES = ["a lesion in the lower left lung", "two small nodules, upper right"]
@@ -118,3 +119,50 @@ def test_predict_with_onnx_backend_matches_pytorch(
 def test_export_refuses_existing_file(checkpoint: Path, onnx_file: Path, capsys) -> None:
     assert run_cli(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_file)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_auto_backend_runs_onnx_runtime_on_the_cpu(checkpoint: Path, png_image: Path, monkeypatch) -> None:
+    auto = load_predictor(checkpoint, backend="auto", threads=1)
+    assert auto.backend.name == "onnx" and auto.precision == "fp32"
+    reference = load_predictor(checkpoint, precision="fp32")  # the PyTorch float32 reference
+    assert reference.backend.name == "pytorch"
+    np.testing.assert_allclose(
+        auto.predict_2d(png_image, SENTENCES[0]).probabilities,
+        reference.predict_2d(png_image, SENTENCES[0]).probabilities,
+        atol=1e-5,
+    )
+    # a precision asked for is PyTorch's; without the onnx extra auto falls back to PyTorch
+    assert load_predictor(checkpoint, backend="auto", precision="bf16").backend.name == "pytorch"
+    monkeypatch.setattr(export_module, "onnx_runtime_available", lambda: False)
+    assert load_predictor(checkpoint, backend="auto").backend.name == "pytorch"
+    with pytest.raises(ConfigError, match=r"pip install 'lsms\[onnx\]'"):
+        load_predictor(checkpoint, backend="onnx")
+
+
+def test_cached_onnx_exports_once_per_weights(checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LSMS_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    model = lsms.from_pretrained(checkpoint)
+    path = cached_onnx(model)
+    assert path.parent == tmp_path / "cache" / "onnx" and path.is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("exported again although the graph is cached")
+
+    monkeypatch.setattr(export_module, "export_onnx", refuse)
+    # the same weights in channels-last order, loaded anew: the same graph
+    assert cached_onnx(set_channels_last(lsms.from_pretrained(checkpoint))) == path
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    assert model_fingerprint(model) != path.stem  # changed weights: another graph
+    with pytest.raises(AssertionError, match="exported again"):
+        cached_onnx(model)
+
+
+def test_bad_backend_arguments_are_refused(checkpoint: Path, onnx_file: Path) -> None:
+    with pytest.raises(ConfigError, match="backend 'gpu'"):
+        load_predictor(checkpoint, backend="gpu")
+    with pytest.raises(ConfigError, match="backend 'pytorch'"):
+        load_predictor(checkpoint, backend="pytorch", onnx=onnx_file)
+    with pytest.raises(ConfigError, match="float32"):
+        load_predictor(checkpoint, onnx=onnx_file, precision="bf16")

@@ -46,22 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=8, help="slices / rows per forward pass (default: 8)"
     )
-    parser.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch")
-    parser.add_argument("--onnx", type=Path, help="the ONNX file of --backend onnx (see `lsms export`)")
+    options.add_backend(parser)
     options.add_overwrite(parser)
     options.add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
 def make_predictor(args: argparse.Namespace) -> Predictor:
-    """The predictor of the shared options plus --batch-size and the backend."""
-    if args.backend == "onnx" and args.onnx is None:
-        raise ConfigError("--backend onnx needs --onnx FILE (write one with `lsms export`)")
-    if args.backend != "onnx" and args.onnx is not None:
-        raise ConfigError("--onnx is only used with --backend onnx")
-    return options.load_predictor(
-        args, batch_size=args.batch_size, onnx=args.onnx if args.backend == "onnx" else None
-    )
+    """The predictor of the shared options plus --batch-size."""
+    return options.load_predictor(args, batch_size=args.batch_size)
 
 
 def _paths_2d(out: Path, stem: str, save_probabilities: str | None) -> dict[str, Path]:

@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=float, default=20.0, help="largest accepted upload (default: 20)"
     )
     options.add_prediction_options(parser)
+    options.add_backend(parser)
     parser.set_defaults(func=run)
 
 

@@ -9,7 +9,11 @@ input, so one graph serves any batch and image size the model accepts (LSMS: sid
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -21,6 +25,9 @@ from lsms.errors import ConfigError
 
 MIN_OPSET = 17
 EXAMPLE_SENTENCE = "a lesion in the lower left lung"
+CACHE_ENV = "LSMS_CACHE_DIR"
+
+logger = logging.getLogger(__name__)
 
 
 class _ExportWrapper(nn.Module):
@@ -103,4 +110,53 @@ def export_onnx(
         atomic_write(path, write)
     finally:
         model.train(was_training)
+    return path
+
+
+def onnx_runtime_available() -> bool:
+    """Whether the optional ``onnx`` extra (onnx + onnxruntime) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept: ``$LSMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/lsms``, else ``~/.cache/lsms``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lsms"
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (hex, 16 characters) of what the exported graph depends on: every parameter and buffer
+    (values, in standard layout, so channels-last weights hash alike), the model class, its config and
+    preprocessing, and the lsms / torch versions and opset that write the graph."""
+    from lsms import __version__
+
+    digest = hashlib.sha256()
+    preprocess = getattr(model, "preprocess", None)
+    header = (
+        type(model).__qualname__,
+        repr(getattr(model, "config", None)),
+        repr(preprocess.to_dict() if preprocess is not None else None),
+        __version__,
+        torch.__version__,
+        MIN_OPSET,
+    )
+    digest.update(repr(header).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_onnx(model: nn.Module) -> Path:
+    """The ONNX graph of ``model`` in :func:`cache_dir`, exported on first use and reused after (keyed by
+    :func:`model_fingerprint`, so changed weights or a new lsms version export anew)."""
+    path = cache_dir() / "onnx" / f"{model_fingerprint(model)}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("exporting the model to ONNX once for CPU inference (cached as %s)", path)
+        start = time.perf_counter()
+        export_onnx(model, path)
+        logger.info("exported in %.1f s", time.perf_counter() - start)
     return path
