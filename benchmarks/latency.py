@@ -153,6 +153,7 @@ def main() -> int:
     parser.add_argument("--train-rounds", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the per-model peak-RSS children")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime inference rows")
+    parser.add_argument("--no-train", action="store_true", help="time inference only")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_1thread.json"))
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "RUNTIME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,7 +178,7 @@ def main() -> int:
         for runtime in RUNTIMES:
             eval_runners[(name, runtime)], info = make_runner(name, runtime, "eval", 1)
             precision[(name, runtime)] = info["precision_used"]
-            if name in TRAIN_MODELS:
+            if name in TRAIN_MODELS and not args.no_train:
                 train_runners[(name, runtime)], _ = make_runner(name, runtime, "train", TRAIN_BATCH)
     with tempfile.TemporaryDirectory() as folder:
         if not args.no_onnx:
@@ -185,7 +186,7 @@ def main() -> int:
                 eval_runners[(name, ONNX_RUNTIME)] = make_onnx_runner(name, args.threads, Path(folder))
                 precision[(name, ONNX_RUNTIME)] = "fp32"
         inference = interleaved(eval_runners, args.rounds)
-    training = interleaved(train_runners, args.train_rounds)
+    training = interleaved(train_runners, args.train_rounds) if train_runners else {}
     peaks = gemm_peak_gflops(args.threads)
     macs = {name: visual_macs(name) for name in MODELS}
     rows = []

@@ -10,7 +10,7 @@ import torch
 from tests.conftest import write_tiny_bert
 
 import lsms
-from lsms.errors import CheckpointError
+from lsms.errors import CheckpointError, ConfigError
 from lsms.models import text_encoder as text_encoder_module
 from lsms.models.complexity import count_parameters
 from lsms.preprocess import Preprocess
@@ -93,6 +93,7 @@ ABLATIONS = {
     "post-norm-default-init": {"zero_init_branches": False},
     "text-free": {"use_text": False},
     "trainable-text-encoder": {"freeze_text_encoder": False},
+    "sentence-gate": {"sentence_gate": True},
 }
 
 
@@ -241,3 +242,28 @@ def test_checkpoints_saved_without_preprocess_predict_at_the_preset_size(nano, t
     config_path.write_text(json.dumps(metadata))
     with pytest.raises(CheckpointError, match="config.json: field 'preprocess'"):
         lsms.from_pretrained(folder)
+
+
+def test_sentence_gate_starts_as_identity_and_then_reads_the_sentence(tiny_bert_dir):
+    torch.manual_seed(0)
+    plain = lsms.create_model("lsms-nano", text_encoder=str(tiny_bert_dir), zero_init_branches=False).eval()
+    gated = lsms.create_model(
+        "lsms-nano", text_encoder=str(tiny_bert_dir), zero_init_branches=False, sentence_gate=True
+    ).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("sentence_gates.") for k in missing)
+    image = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    text = gated.tokenize(["the irregular lesion", "the irregular lesion"])
+    with torch.no_grad():
+        assert torch.equal(gated(image, **text), plain(image, **text))  # zero-initialised: the identity
+        for gate in gated.sentence_gates:
+            gate.project.weight.normal_(0, 0.5)
+        same_image = image[:1].expand(2, -1, -1, -1)
+        two_sentences = gated.tokenize(["the irregular lesion", "a smooth round cyst"])
+        first, second = gated(same_image, **two_sentences)
+    assert (first - second).abs().max() > 1e-3  # the pooled sentence changes every stage
+
+
+def test_sentence_gate_needs_text():
+    with pytest.raises(ConfigError, match="sentence_gate"):
+        lsms.create_model("lsms-nano", use_text=False, sentence_gate=True)

@@ -90,6 +90,32 @@ class LanguageGuidedBranch(nn.Module):
         return out
 
 
+class SentenceGate(nn.Module):
+    """FiLM by the whole sentence: ``x * (1 + gamma(s)) + beta(s)`` per channel, with ``s`` the masked mean of
+    the word features. Not in the paper: the sentence-level feature of referring models such as CRIS and
+    LAVT, for expressions that name what a lesion looks like rather than where it is (pixel-word attention
+    followed by instance normalisation drops whatever is the same at every pixel). The projection starts
+    at zero, so the gate starts as the identity.
+
+    Args:
+        channels: C_vi of the gated stage.
+        text_dim: C_l, the width of the word features.
+    """
+
+    def __init__(self, channels: int, text_dim: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(text_dim, 2 * channels)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, visual: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """visual (B, C, H, W); words (B, C_l, T); word_mask (B, T), 1 = real word -> (B, C, H, W)."""
+        mask = word_mask.to(words.dtype)[:, None, :]
+        sentence = (words * mask).sum(-1) / mask.sum(-1).clamp(min=1)  # (B, C_l)
+        scale, shift = self.project(sentence).to(visual.dtype)[:, :, None, None].chunk(2, dim=1)
+        return visual * (1 + scale) + shift
+
+
 class SVLA(nn.Module):
     """F^Att = Conv1x1(V_pre + Att^V + Att^L) * V (eq. 10), with V_pre = depthwise 5x5 conv of V.
 

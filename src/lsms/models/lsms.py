@@ -22,6 +22,7 @@ import torch.nn as nn
 from lsms.errors import ConfigError
 from lsms.layers.decoder import FullScaleDecoder, LastStageHead
 from lsms.layers.encoder import Downsample, EncoderBlock, StemEmbedding
+from lsms.layers.svla import SentenceGate
 from lsms.models.config import ModelConfig
 from lsms.models.registration import register_model
 from lsms.models.text_conditioning import TextConditionedModel
@@ -43,6 +44,8 @@ class LSMSConfig(ModelConfig):
     block_style: "post-norm" (eqs. 2-3) or "pre-norm" (MSCAN style with layer scale).
     zero_init_branches: start post-norm blocks with zero SVLA / feed-forward outputs (trains; see README).
     use_text: False is the text-free mode (no Language-Guided Branch, no text encoder).
+    sentence_gate: FiLM every stage's output by the pooled sentence (:class:`SentenceGate`; not in the
+        paper, off by default).
     """
 
     in_chans: int = 1
@@ -64,6 +67,7 @@ class LSMSConfig(ModelConfig):
     head_dropout: float = 0.1
     num_classes: int = 1
     use_text: bool = True
+    sentence_gate: bool = False
     text_encoder: str = DEFAULT_TEXT_ENCODER
     max_length: int = 64
     freeze_text_encoder: bool = True
@@ -74,6 +78,10 @@ class LSMSConfig(ModelConfig):
             _check_type(f, getattr(self, f.name))
         if not (len(self.embed_dims) == len(self.depths) == len(self.mlp_ratios) == 4):
             raise ConfigError("embed_dims, depths and mlp_ratios need one entry per stage (4)")
+        if self.sentence_gate and not self.use_text:
+            raise ConfigError(
+                "sentence_gate: a text-free model (use_text: false) has no sentence to gate with"
+            )
 
 
 def _check_type(f: dataclasses.Field, value: object) -> None:
@@ -134,6 +142,9 @@ class LSMS(TextConditionedModel):
                 for i in range(depth)
             ]
             self.stages.append(nn.ModuleList(blocks))
+        self.sentence_gates = (
+            nn.ModuleList(SentenceGate(dim, text_dim) for dim in dims) if config.sentence_gate else None
+        )
         if config.use_fsd:
             self.decoder: nn.Module = FullScaleDecoder(
                 dims,
@@ -162,6 +173,8 @@ class LSMS(TextConditionedModel):
                 x = self.downsamples[index - 1](x)
             for block in blocks:
                 x = block(x, words, word_mask)
+            if self.sentence_gates is not None:
+                x = self.sentence_gates[index](x, words, word_mask)
             features.append(x)
         return features
 
