@@ -11,6 +11,7 @@ without importing it; :func:`lsms.inference.load_predictor` builds one from a ch
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from lsms.runtime import autocast, autocast_dtype, eval_mode, precision_name, se
 
 if TYPE_CHECKING:
     from lsms.data.samples import ReferringSample
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,6 +161,20 @@ def _resolve_backend(
     return "pytorch"
 
 
+def _cached_graph(model: nn.Module, required: bool) -> Path | None:
+    """The model's cached ONNX graph; if exporting fails (a read-only cache, an operator the exporter
+    lacks) None with a warning, or the error itself when ONNX Runtime was asked for (``required``)."""
+    from lsms.inference.export import cached_onnx
+
+    try:
+        return cached_onnx(model)
+    except Exception as error:  # the exporter and the file system raise many kinds; auto must not fail
+        if required:
+            raise
+        logger.warning("ONNX export failed (%s: %s); predicting with PyTorch", type(error).__name__, error)
+        return None
+
+
 class Predictor:
     """A model plus its preprocessing, threshold and backend.
 
@@ -211,12 +228,14 @@ class Predictor:
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
         self.backend: TorchBackend | OnnxBackend
+        graph = None
         if _resolve_backend(model, backend, onnx, precision) == "onnx":
-            from lsms.inference.export import cached_onnx
-
-            self.backend = OnnxBackend(onnx if onnx is not None else cached_onnx(model), threads)
-        else:
-            self.backend = TorchBackend(model, precision, channels_last)
+            graph = onnx if onnx is not None else _cached_graph(model, required=backend == "onnx")
+        self.backend = (
+            OnnxBackend(graph, threads)
+            if graph is not None
+            else TorchBackend(model, precision, channels_last)
+        )
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -159,6 +159,17 @@ def test_cached_onnx_exports_once_per_weights(checkpoint: Path, tmp_path: Path, 
         cached_onnx(model)
 
 
+def test_auto_backend_falls_back_to_pytorch_when_export_fails(checkpoint: Path, monkeypatch, caplog) -> None:
+    def fail(*args, **kwargs):
+        raise PermissionError("read-only cache")
+
+    monkeypatch.setattr(export_module, "cached_onnx", fail)
+    assert load_predictor(checkpoint, backend="auto").backend.name == "pytorch"
+    assert "ONNX export failed (PermissionError: read-only cache)" in caplog.text
+    with pytest.raises(PermissionError):
+        load_predictor(checkpoint, backend="onnx")
+
+
 def test_bad_backend_arguments_are_refused(checkpoint: Path, onnx_file: Path) -> None:
     with pytest.raises(ConfigError, match="backend 'gpu'"):
         load_predictor(checkpoint, backend="gpu")
