@@ -46,31 +46,37 @@ ATTRIBUTES = {
 NEUTRAL_SENTENCE = "A lesion."
 
 
-def pooled_features(model, preprocess, samples, batch_size: int = 32) -> np.ndarray:
+def load_split(preprocess, samples) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The images (H, W) in [0, 1] and lesion masks bool (H, W) of the rows, read once and shared by
+    every feature set."""
+    return [preprocess.read(sample.image) for sample in samples], [
+        load_mask(sample.mask) for sample in samples
+    ]
+
+
+def pooled_features(model, preprocess, images, masks, batch_size: int = 32) -> np.ndarray:
     """(rows, sum C_i): F1..F4 for the neutral sentence, averaged over each row's lesion mask."""
     rows = []
     model.eval()
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
-        images = preprocess.batch([preprocess.read(sample.image) for sample in chunk])
-        masks = torch.stack([_mask(sample, preprocess.image_size) for sample in chunk])
-        tokens = model.tokenize([NEUTRAL_SENTENCE] * len(chunk))
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        batch_masks = torch.stack([_resize_mask(mask, preprocess.image_size) for mask in masks[chunk]])
+        tokens = model.tokenize([NEUTRAL_SENTENCE] * len(batch_masks))
         with torch.no_grad():
-            _, features = model(images, **tokens, return_features=True)
+            _, features = model(preprocess.batch(images[chunk]), **tokens, return_features=True)
         pooled = []
         for feature in features:
-            weight = F.adaptive_avg_pool2d(masks, feature.shape[-2:])  # the mask's share of each cell
+            weight = F.adaptive_avg_pool2d(batch_masks, feature.shape[-2:])  # the mask's share of each cell
             pooled.append((feature * weight).sum((2, 3)) / weight.sum((2, 3)).clamp(min=1e-6))
         rows.append(torch.cat(pooled, dim=1))
     return torch.cat(rows).float().numpy()
 
 
-def pixel_features(preprocess, samples) -> np.ndarray:
+def pixel_features(images, masks) -> np.ndarray:
     """(rows, 9): intensity statistics inside the mask, its area, compactness and the ring's mean."""
     rows = []
-    for sample in samples:
-        image = preprocess.read(sample.image).astype(np.float32)
-        mask = _mask(sample, image.shape).numpy()[0] > 0.5
+    for image, mask in zip(images, masks, strict=True):
+        image = image.astype(np.float32)
         inside = image[mask]
         dilated = F.max_pool2d(torch.from_numpy(mask[None].astype(np.float32)), 5, 1, 2)[0].numpy() > 0
         ring = image[dilated & ~mask]
@@ -90,9 +96,11 @@ def pixel_features(preprocess, samples) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-def _mask(sample, size) -> torch.Tensor:
-    mask = torch.from_numpy(load_mask(sample.mask).astype(np.float32))[None, None]
-    return F.interpolate(mask, size=tuple(size), mode="area")[0]
+def _resize_mask(mask: np.ndarray, size) -> torch.Tensor:
+    """A bool (H, W) mask as float (1, h, w), each pixel the share of the mask it covers."""
+    return F.interpolate(
+        torch.from_numpy(mask.astype(np.float32))[None, None], size=tuple(size), mode="area"
+    )[0]
 
 
 def labels(samples, table: dict, attribute: str, bins: np.ndarray | None) -> np.ndarray:
@@ -152,11 +160,12 @@ def main() -> int:
     untrained.load_state_dict(
         {k: v for k, v in trained.state_dict().items() if k.startswith("text_encoder.")}, strict=False
     )
+    splits = (load_split(preprocess, fit), load_split(preprocess, test))
     features = {
-        name: (pooled_features(model, preprocess, fit), pooled_features(model, preprocess, test))
+        name: tuple(pooled_features(model, preprocess, *split) for split in splits)
         for name, model in (("trained", trained), ("untrained", untrained))
     }
-    features["pixels"] = (pixel_features(preprocess, fit), pixel_features(preprocess, test))
+    features["pixels"] = tuple(pixel_features(*split) for split in splits)
     bins = np.percentile([float(table[s.id]["diameter_mm"]) for s in fit], [100 / 3, 200 / 3])
     results = {}
     for attribute in ATTRIBUTES:

@@ -61,29 +61,21 @@ def make_runner(name: str, runtime: str, mode: str, batch: int) -> tuple[Callabl
 
 
 def make_onnx_runner(name: str, threads: int, folder: Path) -> Callable[[], None]:
-    """A closure running one batch-1 inference of ``name`` (random weights) exported to ONNX Runtime."""
-    import numpy as np
-    import onnxruntime as ort
-
+    """A closure running one batch-1 inference of ``name`` (random weights) exported to ONNX Runtime,
+    through the backend ``lsms predict`` uses (:class:`lsms.predictor.OnnxBackend`)."""
     import lsms
     from lsms.inference.export import export_onnx
     from lsms.models.complexity import REFERENCE_SENTENCE
+    from lsms.predictor import OnnxBackend
 
     torch.manual_seed(0)
     model = lsms.create_model(name).eval()
-    path = export_onnx(model, folder / f"{name}.onnx", example_size=(SIZE, SIZE))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    generator = torch.Generator().manual_seed(0)
-    feeds = {"image": torch.rand(1, 1, SIZE, SIZE, generator=generator).numpy()}
-    if getattr(model, "uses_text", False):
-        tokens = model.tokenize([REFERENCE_SENTENCE])
-        feeds |= {key: value.numpy().astype(np.int64) for key, value in tokens.items()}
+    backend = OnnxBackend(export_onnx(model, folder / f"{name}.onnx", example_size=(SIZE, SIZE)), threads)
+    image = torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    tokens = model.tokenize([REFERENCE_SENTENCE]) if getattr(model, "uses_text", False) else {}
 
     def forward() -> None:
-        session.run(["logits"], feeds)
+        backend(image, tokens)
 
     return forward
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +156,9 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """ONNX graphs that `lsms predict` exports go to a temporary cache, not the user's ~/.cache/lsms."""
     from lsms.inference.export import CACHE_ENV
 
-    previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("lsms_cache"))
-    yield
-    if previous is None:
-        del os.environ[CACHE_ENV]
-    else:
-        os.environ[CACHE_ENV] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("lsms_cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)
